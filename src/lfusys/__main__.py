@@ -1,0 +1,3 @@
+from lfusys.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The application factory: ``create_app(settings)`` wires modules, adapters and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.types import BeforeMessageSendHookHandler, Message, Scope
+
+from lfusys import __version__
+from lfusys.auth.cookies import CookiePolicy
+from lfusys.auth.middleware import CookieAuthenticationMiddleware
+from lfusys.auth.passwords import Passwords
+from lfusys.auth.routes import AuthController
+from lfusys.auth.service import AuthService
+from lfusys.auth.tokens import TokenCodec
+from lfusys.errors import EXCEPTION_HANDLERS
+from lfusys.keys import ServerKeys, load_or_create_keys
+from lfusys.observability.health import HealthController
+from lfusys.observability.logging import configure_logging
+from lfusys.observability.request_context import RequestContext
+from lfusys.services import Services
+from lfusys.settings import Settings, load_settings
+from lfusys.storage.local import Database, SqliteMetadataStore, apply_migrations
+
+API_PREFIX = "/api/v1"
+CSRF_HEADER = "x-csrf-token"
+
+
+def _cookie_policy(settings: Settings) -> CookiePolicy:
+    return CookiePolicy(
+        secure=settings.https,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, keys: ServerKeys) -> AsyncIterator[Services]:
+    """Open the embedded backend and build the domain services on top of it."""
+    database = await Database.open(settings.database_path)
+    try:
+        await apply_migrations(database)
+        metadata = SqliteMetadataStore(database)
+        auth = AuthService(
+            users=metadata.users,
+            tokens=metadata.tokens,
+            passwords=Passwords(
+                time_cost=settings.argon2_time_cost,
+                memory_cost_kib=settings.argon2_memory_cost_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            codec=TokenCodec(
+                access_secret=keys.jwt_access,
+                refresh_secret=keys.jwt_refresh,
+                access_ttl=settings.access_token_ttl,
+                refresh_ttl=settings.refresh_token_ttl,
+            ),
+        )
+        yield Services(settings=settings, metadata=metadata, auth=auth, cookies=_cookie_policy(settings))
+    finally:
+        await database.close()
+
+
+def _security_headers(https: bool) -> BeforeMessageSendHookHandler:
+    headers = {
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "strict-origin-when-cross-origin",
+    }
+    if https:
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+
+    async def add_security_headers(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start":
+            mutable = MutableScopeHeaders.from_message(message)
+            for name, value in headers.items():
+                mutable.setdefault(name, value)
+
+    return add_security_headers
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application. Nothing is opened until the lifespan starts."""
+    settings = settings or load_settings()
+    configure_logging(settings)
+    keys = load_or_create_keys(settings)
+    cookies = _cookie_policy(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_services(settings, keys) as services:
+            app.state["services"] = services
+            yield
+
+    app = Litestar(
+        route_handlers=[Router(API_PREFIX, route_handlers=[AuthController]), HealthController],
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(CookieAuthenticationMiddleware)],
+        csrf_config=CSRFConfig(
+            secret=keys.csrf,
+            cookie_name=cookies.csrf_name,
+            cookie_secure=settings.https,
+            cookie_samesite="lax",
+            header_name=CSRF_HEADER,
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="LFUSYS",
+            version=__version__,
+            description="Upload very large files in parallel, checked, resumable chunks.",
+            path="/api/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        ),
+        before_send=[_security_headers(settings.https)],
+        request_max_body_size=settings.max_json_body_bytes,
+        logging_config=None,
+    )
+    app.asgi_handler = RequestContext(app.asgi_handler)
+    return app

@@ -1,0 +1,86 @@
+"""``/api/v1/auth``: register, log in, refresh, log out, who am I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.schemas import LoginRequest, RegisterRequest, UserOut
+from lfusys.auth.service import AuthService, SignedIn
+from lfusys.errors import NotAuthenticated, error_response
+from lfusys.http import requires_json_body
+from lfusys.services import Services, services_from
+from lfusys.storage.ports import User
+
+
+async def provide_services(state: State) -> Services:
+    return services_from(state)
+
+
+def _signed_in(services: Services, signed_in: SignedIn) -> Response[UserOut]:
+    return Response(
+        UserOut.of(signed_in.user),
+        status_code=HTTP_200_OK,
+        cookies=services.cookies.session_cookies(signed_in.access_token, signed_in.refresh_token),
+    )
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+    dependencies = {"services": Provide(provide_services)}
+
+    @post("/register", operation_id="register", status_code=HTTP_201_CREATED, guards=[requires_json_body])
+    async def register(self, data: JSONBody[RegisterRequest], services: NamedDependency[Services]) -> UserOut:
+        """Create an account. The email is case-insensitive; 409 if it already has one."""
+        auth: AuthService = services.auth
+        user = await auth.register(name=data.name, email=data.email, password=data.password)
+        return UserOut.of(user)
+
+    @post("/login", operation_id="login", guards=[requires_json_body])
+    async def login(
+        self, data: JSONBody[LoginRequest], services: NamedDependency[Services]
+    ) -> Response[UserOut]:
+        """Check email and password and set the access and refresh cookies. Any failure is one 401."""
+        return _signed_in(services, await services.auth.login(email=data.email, password=data.password))
+
+    @post("/refresh", operation_id="refresh")
+    async def refresh(
+        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
+    ) -> Response[Any]:
+        """Rotate both cookies. Replaying a spent refresh token ends that sign-in everywhere."""
+        token = request.cookies.get(services.cookies.refresh_name)
+        try:
+            signed_in = await services.auth.refresh(token)
+        except NotAuthenticated as exc:
+            response = error_response(exc.message, exc.status_code)
+            response.cookies = services.cookies.cleared_cookies()
+            return response
+        return _signed_in(services, signed_in)
+
+    @post("/logout", operation_id="logout", status_code=HTTP_204_NO_CONTENT)
+    async def logout(
+        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
+    ) -> Response[None]:
+        """Revoke this sign-in (its refresh-token family) and clear the cookies."""
+        await services.auth.logout(
+            access_token=request.cookies.get(services.cookies.access_name),
+            refresh_token=request.cookies.get(services.cookies.refresh_name),
+        )
+        return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=services.cookies.cleared_cookies())
+
+    @get(
+        "/me",
+        operation_id="me",
+        guards=[requires_user],
+        dependencies={"current_user": Provide(provide_current_user)},
+    )
+    async def me(self, current_user: NamedDependency[User]) -> UserOut:
+        """The signed-in user."""
+        return UserOut.of(current_user)

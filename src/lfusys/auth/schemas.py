@@ -1,0 +1,34 @@
+"""Request and response bodies of the auth API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from lfusys.storage.ports import User
+
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+
+
+class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    password: Password
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: Annotated[str, msgspec.Meta(max_length=254)]
+    # Only the upper bound: a short password simply fails to match.
+    password: Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class UserOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    email: str
+    name: str
+    providers: list[str]
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, email=user.email, name=user.name, providers=list(user.providers))

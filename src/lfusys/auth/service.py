@@ -1,0 +1,168 @@
+"""Accounts and sign-in: register, log in, refresh with rotation and reuse detection, log out."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+import structlog
+from email_validator import EmailNotValidError, validate_email
+
+from lfusys.auth.passwords import Passwords
+from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
+from lfusys.errors import Conflict, InvalidInput, NotAuthenticated
+from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, TokenStore, User, UserStore
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LOGIN_FAILED = "invalid email or password"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalise_email(email: str) -> str:
+    """Validate the address's syntax and return its canonical, case-insensitive form."""
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email: {exc}") from None
+    return result.normalized.lower()
+
+
+def clean_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("name: must be 1 to 100 characters")
+    if _CONTROL_CHARACTERS.search(name):
+        raise InvalidInput("name: must not contain control characters")
+    return name
+
+
+class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
+    user: User
+    access_token: str
+    refresh_token: str
+
+
+class AuthService:
+    def __init__(
+        self,
+        *,
+        users: UserStore,
+        tokens: TokenStore,
+        passwords: Passwords,
+        codec: TokenCodec,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._users = users
+        self._tokens = tokens
+        self._passwords = passwords
+        self._codec = codec
+        self._clock = clock
+
+    async def register(self, *, name: str, email: str, password: str) -> User:
+        user = User(
+            id=uuid.uuid4().hex,
+            email=normalise_email(email),
+            name=clean_name(name),
+            password_hash=await self._passwords.hash(password),
+            created_at=self._clock(),
+        )
+        try:
+            await self._users.create(user)
+        except EmailTaken:
+            raise Conflict("an account with this email already exists") from None
+        log.info("user registered", user_id=user.id)
+        return user
+
+    async def login(self, *, email: str, password: str) -> SignedIn:
+        """One generic failure for unknown email, wrong password or OAuth-only account.
+
+        Every path runs exactly one argon2 verification, so timing does not tell them apart.
+        """
+        try:
+            user = await self._users.get_by_email(normalise_email(email))
+        except InvalidInput:
+            user = None
+        stored_hash = user.password_hash if user else None
+        verified = await self._passwords.verify(stored_hash, password)
+        if user is None or stored_hash is None or not verified:
+            raise NotAuthenticated(_LOGIN_FAILED)
+        if self._passwords.needs_rehash(stored_hash):
+            await self._users.set_password_hash(user.id, await self._passwords.hash(password))
+            log.info("password rehashed", user_id=user.id)
+        return await self._start_session(user)
+
+    async def refresh(self, refresh_token: str | None) -> SignedIn:
+        """Rotate both tokens. A refresh token presented twice revokes its whole family."""
+        claims = self._decode(TokenType.REFRESH, refresh_token)
+        now = self._clock()
+        outcome = await self._tokens.spend_refresh_token(claims.jti, now)
+        if outcome is RefreshOutcome.REUSED:
+            await self._tokens.revoke_family(claims.fid, now)
+            log.warning("refresh token reused; family revoked", user_id=claims.sub, family=claims.fid)
+            raise NotAuthenticated("session ended; sign in again")
+        if outcome is not RefreshOutcome.ROTATED:
+            raise NotAuthenticated("session ended; sign in again")
+        user = await self._users.get(claims.sub)
+        if user is None:
+            raise NotAuthenticated("session ended; sign in again")
+        return await self._issue(user, claims.fid, now)
+
+    async def logout(self, *, access_token: str | None, refresh_token: str | None) -> None:
+        """Revoke the sign-in named by whichever valid token the client still holds."""
+        now = self._clock()
+        for kind, token in ((TokenType.REFRESH, refresh_token), (TokenType.ACCESS, access_token)):
+            if not token:
+                continue
+            try:
+                claims = self._codec.decode(kind, token)
+            except InvalidToken:
+                continue
+            await self._tokens.revoke_family(claims.fid, now)
+            log.info("signed out", user_id=claims.sub)
+            return
+
+    async def authenticate(self, access_token: str | None) -> tuple[User, TokenClaims]:
+        """The user behind an access token, if its sign-in is still active."""
+        claims = self._decode(TokenType.ACCESS, access_token)
+        user = await self._users.get(claims.sub)
+        if user is None or not await self._tokens.is_family_active(claims.fid):
+            raise NotAuthenticated("session ended; sign in again")
+        return user, claims
+
+    def _decode(self, kind: TokenType, token: str | None) -> TokenClaims:
+        if not token:
+            raise NotAuthenticated("not signed in")
+        try:
+            return self._codec.decode(kind, token)
+        except InvalidToken as exc:
+            raise NotAuthenticated(str(exc)) from None
+
+    async def _start_session(self, user: User) -> SignedIn:
+        now = self._clock()
+        family_id = secrets.token_urlsafe(16)
+        await self._tokens.start_family(family_id, user.id, now)
+        return await self._issue(user, family_id, now)
+
+    async def _issue(self, user: User, family_id: str, now: datetime) -> SignedIn:
+        access, _ = self._codec.issue(TokenType.ACCESS, user_id=user.id, family_id=family_id, now=now)
+        refresh, claims = self._codec.issue(TokenType.REFRESH, user_id=user.id, family_id=family_id, now=now)
+        await self._tokens.add_refresh_token(
+            RefreshToken(
+                jti=claims.jti,
+                family_id=family_id,
+                user_id=user.id,
+                expires_at=datetime.fromtimestamp(claims.exp, UTC),
+            )
+        )
+        return SignedIn(user=user, access_token=access, refresh_token=refresh)

@@ -1,0 +1,71 @@
+"""``lfusys``: serve | migrate | --version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+
+from lfusys import __version__
+from lfusys.keys import load_or_create_keys
+from lfusys.observability.logging import configure_logging
+from lfusys.settings import Settings, SettingsError, load_settings
+from lfusys.storage.local import Database, apply_migrations
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lfusys", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lfusys {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web server (and the background worker)")
+    serve.add_argument("--host", help="address to bind (default: LFUSYS_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (default: LFUSYS_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
+
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Create the data directory and keys once, before any worker process starts.
+    load_or_create_keys(settings)
+    asyncio.run(_migrate(settings))
+    uvicorn.run(
+        "lfusys.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    database = await Database.open(settings.database_path)
+    try:
+        return await apply_migrations(database)
+    finally:
+        await database.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"lfusys: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "serve":
+        return _serve(settings, args)
+    applied = asyncio.run(_migrate(settings))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0

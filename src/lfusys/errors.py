@@ -1,0 +1,118 @@
+"""Domain errors and the one place that turns any exception into ``{"error": "..."}``.
+
+Domain code raises the subclasses of :class:`DomainError` where a problem is known; the handlers
+below map them (and Litestar's own HTTP exceptions) to the statuses in DESIGN.md §5. Anything
+else is logged with its traceback and answered with a bare 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+log = structlog.get_logger(__name__)
+
+
+class DomainError(Exception):
+    """Base class: a problem the client can understand, with the HTTP status that says it."""
+
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Gone(DomainError):
+    status_code = 410
+
+
+class TooLarge(DomainError):
+    status_code = 413
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+
+
+class ChecksumMismatch(DomainError):
+    status_code = 422
+
+
+class DependencyUnavailable(DomainError):
+    status_code = 503
+
+
+def error_response(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"error": message}, status_code=status_code, headers=headers, media_type=MediaType.JSON)
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return error_response(exc.message, exc.status_code)
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return error_response(_describe_validation(exc), 400)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code >= 500:
+        log.error("http exception", status=exc.status_code, detail=exc.detail)
+        return error_response(
+            "internal server error" if exc.status_code == 500 else exc.detail, exc.status_code
+        )
+    headers = dict(exc.headers or {})
+    return error_response(exc.detail, exc.status_code, headers or None)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled exception", method=request.method, path=request.url.path, exc_info=exc)
+    return error_response("internal server error", 500)
+
+
+def _describe_validation(exc: ValidationException) -> str:
+    """Turn Litestar's generic message into one that names the offending field."""
+    extra = exc.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        message = str(first.get("message", "")).strip()
+        key = first.get("key")
+        if message.startswith("Object contains unknown field"):
+            return message
+        if key:
+            return f"{key}: {message}"
+        if message:
+            return message
+    return "invalid request"
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DomainError: _domain_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -1,0 +1,70 @@
+"""Server keys: generated once, kept in the data directory (mode 0600), shared by every worker."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+from lfusys.settings import Settings
+
+
+class ServerKeys(msgspec.Struct, frozen=True, kw_only=True):
+    jwt_access: str
+    jwt_refresh: str
+    csrf: str
+    download_signing: str
+
+
+def _new_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def load_or_create_keys(settings: Settings) -> ServerKeys:
+    """Read the keys file, creating it (or any key it lacks) under an exclusive file lock.
+
+    Secrets given in the environment (``LFUSYS_JWT_*_SECRET``) win over the stored ones.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.secrets_path
+    with open(path.with_suffix(".lock"), "a+b") as lock:
+        # Several uvicorn workers may start together: the first creates, the rest read.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = _read(path)
+        names = [field.name for field in msgspec.structs.fields(ServerKeys)]
+        missing = {name: _new_key() for name in names if not stored.get(name)}
+        if missing:
+            stored |= missing
+            _write(path, stored)
+        elif path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    keys = {name: stored[name] for name in names}
+    if settings.jwt_access_secret:
+        keys["jwt_access"] = settings.jwt_access_secret
+    if settings.jwt_refresh_secret:
+        keys["jwt_refresh"] = settings.jwt_refresh_secret
+    return ServerKeys(**keys)
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path} is not a valid keys file; move it away to generate new keys")
+    return data
+
+
+def _write(path: Path, keys: dict[str, str]) -> None:
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(keys, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

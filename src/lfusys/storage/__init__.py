@@ -1,0 +1,1 @@
+"""Storage ports (the interfaces domain code sees) and their adapters."""

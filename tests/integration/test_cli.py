@@ -1,0 +1,69 @@
+"""The ``lfusys`` command: version, migrate, serve, and configuration errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from lfusys import __version__
+from tests.support import API, LiveServer, lfusys_command, subprocess_env
+
+
+def run(data_dir: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*lfusys_command(), *args],
+        env=subprocess_env(data_dir, **variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run(tmp_path, "--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"lfusys {__version__}"
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    first = run(tmp_path / "data", "migrate")
+    second = run(tmp_path / "data", "migrate")
+
+    assert first.returncode == 0, first.stderr
+    assert "applied 1 migration(s): 0001_users_and_tokens" in first.stdout
+    assert second.returncode == 0
+    assert "applied 0 migration(s)" in second.stdout
+    assert (tmp_path / "data" / "lfusys.sqlite3").is_file()
+
+
+def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", LFUSYS_PORT="eighty")
+
+    assert result.returncode == 2
+    assert "LFUSYS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer, data_dir: Path) -> None:
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.get("/health/ready").json() == {"status": "ok", "metadata": "ok"}
+        assert client.get("/api/docs").status_code == 200
+        assert client.get("/api/docs/openapi.json").status_code == 200
+        csrf = client.get(f"{API}/auth/me").status_code
+        assert csrf == 401
+        headers = {"x-csrf-token": client.cookies["lfusys_csrf"]}
+        body = {"name": "Ada", "email": "ada@example.com", "password": "correct horse battery"}
+        assert client.post(f"{API}/auth/register", json=body, headers=headers).status_code == 201
+        login = {"email": "ada@example.com", "password": "correct horse battery"}
+        assert client.post(f"{API}/auth/login", json=login, headers=headers).status_code == 200
+        assert client.get(f"{API}/auth/me").json()["email"] == "ada@example.com"
+
+    assert (data_dir / "secrets.json").is_file()
+    # uvicorn finishes gracefully, then re-raises SIGTERM so the exit status reports it.
+    assert live_server.stop() in {0, -signal.SIGTERM}
+    assert "Application shutdown complete." in live_server.log_path.read_text()

@@ -1,0 +1,136 @@
+"""Helpers shared by the tests: settings, sign-up/sign-in through HTTP, a live server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lfusys.settings import Settings, load_settings
+
+BASE_URL = "http://127.0.0.1:8000"
+API = "/api/v1"
+PASSWORD = "correct horse battery"
+
+# argon2 at its cheapest: tests exercise the code paths, not the cost.
+FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings isolated from the real environment, with a private data directory."""
+    values: dict[str, Any] = {"data_dir": data_dir, "log_format": "json", **FAST_ARGON2, **overrides}
+    return load_settings({}, **values)
+
+
+async def csrf_headers(client: httpx.AsyncClient, cookie_name: str = "lfusys_csrf") -> dict[str, str]:
+    """The header a browser page would send, after a GET has handed out the CSRF cookie."""
+    if cookie_name not in client.cookies:
+        await client.get(f"{API}/auth/me")
+    return {"x-csrf-token": client.cookies[cookie_name]}
+
+
+async def register(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, name: str = "Ada"
+) -> httpx.Response:
+    return await client.post(
+        f"{API}/auth/register",
+        json={"name": name, "email": email, "password": password},
+        headers=await csrf_headers(client),
+    )
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return await client.post(
+        f"{API}/auth/login", json={"email": email, "password": password}, headers=await csrf_headers(client)
+    )
+
+
+async def signed_in(client: httpx.AsyncClient, email: str = "ada@example.com") -> dict[str, Any]:
+    """Register ``email`` and sign in; return the user."""
+    assert (await register(client, email)).status_code == 201
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    user: dict[str, Any] = response.json()
+    return user
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines in captured stderr."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def lfusys_command() -> list[str]:
+    return [sys.executable, "-m", "lfusys"]
+
+
+def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_")}
+    env.update(
+        LFUSYS_DATA_DIR=str(data_dir),
+        LFUSYS_LOG_FORMAT="json",
+        LFUSYS_ARGON2_TIME_COST="1",
+        LFUSYS_ARGON2_MEMORY_COST_KIB="1024",
+        LFUSYS_ARGON2_PARALLELISM="1",
+    )
+    env.update(variables)
+    return env
+
+
+class LiveServer:
+    """``lfusys serve`` in a child process on a free loopback port, stopped by its PID."""
+
+    def __init__(self, data_dir: Path, log_path: Path, **variables: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*lfusys_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=subprocess_env(data_dir, **variables),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_live()
+
+    def _wait_until_live(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become live in time")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode

@@ -1,0 +1,125 @@
+"""Settings from LFUSYS_* variables: defaults, formats, and a clear error naming any bad variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lfusys.settings import SettingsError, load_settings, parse_duration, parse_size
+
+
+def test_no_configuration_gives_the_embedded_defaults() -> None:
+    settings = load_settings({})
+
+    assert settings.data_dir == Path("data")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert not settings.https
+    assert settings.access_token_ttl == timedelta(minutes=15)
+    assert settings.refresh_token_ttl == timedelta(days=30)
+    assert settings.trusted_proxies == ()
+
+
+def test_values_are_read_from_lfusys_variables() -> None:
+    settings = load_settings(
+        {
+            "LFUSYS_DATA_DIR": "/srv/lfusys",
+            "LFUSYS_PORT": "9000",
+            "LFUSYS_PUBLIC_URL": "https://files.example.org",
+            "LFUSYS_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2",
+            "LFUSYS_ACCESS_TOKEN_TTL": "5m",
+            "LFUSYS_REFRESH_TOKEN_TTL": "7d",
+            "LFUSYS_LOG_FORMAT": "console",
+            "LFUSYS_MAX_JSON_BODY_BYTES": "1MiB",
+            "UNRELATED": "ignored",
+        }
+    )
+
+    assert settings.data_dir == Path("/srv/lfusys")
+    assert settings.port == 9000
+    assert settings.https
+    assert settings.trusted_proxies == ("10.0.0.1", "10.0.0.2")
+    assert settings.access_token_ttl == timedelta(minutes=5)
+    assert settings.refresh_token_ttl == timedelta(days=7)
+    assert settings.log_format == "console"
+    assert settings.max_json_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LFUSYS_PORT", "eighty"),
+        ("LFUSYS_PORT", "70000"),
+        ("LFUSYS_PORT", "-1"),
+        ("LFUSYS_PUBLIC_URL", "files.example.org"),
+        ("LFUSYS_PUBLIC_URL", "ftp://files.example.org"),
+        ("LFUSYS_LOG_FORMAT", "xml"),
+        ("LFUSYS_LOG_LEVEL", "loud"),
+        ("LFUSYS_ACCESS_TOKEN_TTL", "soon"),
+        ("LFUSYS_ACCESS_TOKEN_TTL", "1s"),
+        ("LFUSYS_REFRESH_TOKEN_TTL", "1m"),
+        ("LFUSYS_JWT_ACCESS_SECRET", "too-short"),
+        ("LFUSYS_JWT_REFRESH_SECRET", "too-short"),
+        ("LFUSYS_ARGON2_TIME_COST", "0"),
+        ("LFUSYS_ARGON2_MEMORY_COST_KIB", "1"),
+        ("LFUSYS_ARGON2_PARALLELISM", "1000"),
+        ("LFUSYS_MAX_JSON_BODY_BYTES", "12 parsecs"),
+        ("LFUSYS_MAX_JSON_BODY_BYTES", "10"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({variable: value})
+
+
+def test_an_empty_secret_means_generate_one() -> None:
+    assert load_settings({"LFUSYS_JWT_ACCESS_SECRET": ""}).jwt_access_secret is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", timedelta(seconds=90)),
+        ("500ms", timedelta(milliseconds=500)),
+        ("15m", timedelta(minutes=15)),
+        ("24h", timedelta(hours=24)),
+        ("30d", timedelta(days=30)),
+        (" 2 h ", timedelta(hours=2)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "h", "1.5h", "-1m", "1w", "1 hour"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1048576", 1048576),
+        ("8MiB", 8 * 2**20),
+        ("10GiB", 10 * 2**30),
+        ("5TiB", 5 * 2**40),
+        ("500MB", 500 * 10**6),
+        ("1kib", 1024),
+    ],
+)
+def test_sizes(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "MiB", "1.5GiB", "-1", "10 GB of data"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_unknown_overrides_are_a_programming_error() -> None:
+    with pytest.raises(TypeError, match="colour"):
+        load_settings({}, colour="blue")
