@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,19 +22,31 @@ from lfusys.auth.cookies import CookiePolicy
 from lfusys.auth.middleware import CookieAuthenticationMiddleware
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.routes import AuthController
-from lfusys.auth.service import AuthService
+from lfusys.auth.service import AuthService, utc_now
 from lfusys.auth.tokens import TokenCodec
+from lfusys.chunks.routes import ChunksController
+from lfusys.chunks.service import ChunkIngress
 from lfusys.errors import EXCEPTION_HANDLERS
+from lfusys.files.routes import FileContentController, FilesController
+from lfusys.files.service import FileLibrary
+from lfusys.files.signing import DownloadSigner
+from lfusys.http import CSRF_HEADER
 from lfusys.keys import ServerKeys, load_or_create_keys
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
 from lfusys.observability.request_context import RequestContext
 from lfusys.services import Services
+from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.janitor import Janitor
+from lfusys.sessions.routes import UploadsController
+from lfusys.sessions.service import UploadSessions
+from lfusys.sessions.worker import EventWorker
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.local import Database, SqliteMetadataStore, apply_migrations
+from lfusys.storage.local.blobs import LocalBlobStore
+from lfusys.storage.local.queue import LocalEventQueue
 
 API_PREFIX = "/api/v1"
-CSRF_HEADER = "x-csrf-token"
 
 
 def _cookie_policy(settings: Settings) -> CookiePolicy:
@@ -47,25 +63,88 @@ async def open_services(settings: Settings, keys: ServerKeys) -> AsyncIterator[S
     database = await Database.open(settings.database_path)
     try:
         await apply_migrations(database)
-        metadata = SqliteMetadataStore(database)
-        auth = AuthService(
-            users=metadata.users,
-            tokens=metadata.tokens,
-            passwords=Passwords(
-                time_cost=settings.argon2_time_cost,
-                memory_cost_kib=settings.argon2_memory_cost_kib,
-                parallelism=settings.argon2_parallelism,
-            ),
-            codec=TokenCodec(
-                access_secret=keys.jwt_access,
-                refresh_secret=keys.jwt_refresh,
-                access_ttl=settings.access_token_ttl,
-                refresh_ttl=settings.refresh_token_ttl,
-            ),
-        )
-        yield Services(settings=settings, metadata=metadata, auth=auth, cookies=_cookie_policy(settings))
+        yield build_services(settings, keys, database)
     finally:
         await database.close()
+
+
+def build_services(settings: Settings, keys: ServerKeys, database: Database) -> Services:
+    clock = utc_now
+    metadata = SqliteMetadataStore(database)
+    queue = LocalEventQueue(database, max_receives=settings.queue_max_receives)
+    blobs = LocalBlobStore(settings.blob_root, on_object_created=queue.send)
+    auth = AuthService(
+        users=metadata.users,
+        tokens=metadata.tokens,
+        passwords=Passwords(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        codec=TokenCodec(
+            access_secret=keys.jwt_access,
+            refresh_secret=keys.jwt_refresh,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+        ),
+        clock=clock,
+    )
+    sessions = UploadSessions(uploads=metadata.uploads, files=metadata.files, settings=settings, clock=clock)
+    finalizer = Finalizer(
+        uploads=metadata.uploads,
+        files=metadata.files,
+        blobs=blobs,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
+        lease=settings.finalize_lease,
+        clock=clock,
+    )
+    return Services(
+        settings=settings,
+        metadata=metadata,
+        blobs=blobs,
+        queue=queue,
+        cookies=_cookie_policy(settings),
+        auth=auth,
+        sessions=sessions,
+        ingress=ChunkIngress(sessions=sessions, uploads=metadata.uploads, blobs=blobs, clock=clock),
+        files=FileLibrary(
+            files=metadata.files,
+            blobs=blobs,
+            signer=DownloadSigner(keys.download_signing),
+            public_url=settings.public_url,
+            link_ttl=settings.download_url_ttl,
+            clock=clock,
+        ),
+        finalizer=finalizer,
+        worker=EventWorker(
+            queue=queue,
+            finalizer=finalizer,
+            concurrency=settings.worker_concurrency,
+            visibility_timeout=settings.queue_visibility_timeout,
+            wait_time=settings.queue_wait_time,
+        ),
+        janitor=Janitor(
+            uploads=metadata.uploads,
+            blobs=blobs,
+            finalizer=finalizer,
+            interval=settings.janitor_interval,
+            stalled_after=settings.stalled_after,
+            clock=clock,
+        ),
+    )
+
+
+@asynccontextmanager
+async def background_work(services: Services) -> AsyncIterator[None]:
+    """The event worker and the janitor, running until the context exits."""
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(services.worker.run(stop))
+        tasks.create_task(services.janitor.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
 
 
 def _security_headers(https: bool) -> BeforeMessageSendHookHandler:
@@ -97,10 +176,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings, keys) as services:
             app.state["services"] = services
-            yield
+            if settings.run_worker:
+                async with background_work(services):
+                    yield
+            else:
+                yield
 
     app = Litestar(
-        route_handlers=[Router(API_PREFIX, route_handlers=[AuthController]), HealthController],
+        route_handlers=[
+            Router(
+                API_PREFIX,
+                route_handlers=[
+                    AuthController,
+                    UploadsController,
+                    ChunksController,
+                    FilesController,
+                    FileContentController,
+                ],
+            ),
+            HealthController,
+        ],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(CookieAuthenticationMiddleware)],
         csrf_config=CSRFConfig(

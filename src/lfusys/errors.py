@@ -82,9 +82,7 @@ def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Re
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if exc.status_code >= 500:
         log.error("http exception", status=exc.status_code, detail=exc.detail)
-        return error_response(
-            "internal server error" if exc.status_code == 500 else exc.detail, exc.status_code
-        )
+        return error_response("internal server error" if exc.status_code == 500 else exc.detail, exc.status_code)
     headers = dict(exc.headers or {})
     return error_response(exc.detail, exc.status_code, headers or None)
 

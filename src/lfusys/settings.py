@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,12 @@ from urllib.parse import urlsplit
 import msgspec
 
 ENV_PREFIX = "LFUSYS_"
+
+MiB = 1024**2
+GiB = 1024**3
+TiB = 1024**4
+MAX_CHUNKS = 10_000
+"""Most chunks one upload may have (the S3 multipart part limit)."""
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -45,11 +52,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
     max_json_body_bytes: int = 64 * 1024
+    # Uploads
+    max_file_size: int = 10 * GiB
+    user_quota_bytes: int = 0
+    """Total bytes one user may store (finished files plus unfinished sessions); 0 turns it off."""
+    upload_ttl: timedelta = timedelta(hours=24)
+    default_chunk_size: int = 8 * MiB
+    min_chunk_size: int = 5 * MiB
+    """Keep at 5 MiB or more where chunks become S3 multipart parts; smaller only for tests."""
+    max_chunk_size: int = 1 * GiB
+    # Background work
+    run_worker: bool = True
+    """Whether ``lfusys serve`` also runs the event worker and janitor (``lfusys worker`` runs them alone)."""
+    worker_concurrency: int = 4
+    queue_max_receives: int = 5
+    queue_visibility_timeout: timedelta = timedelta(seconds=30)
+    queue_wait_time: timedelta = timedelta(seconds=10)
+    finalize_lease: timedelta = timedelta(seconds=60)
+    janitor_interval: timedelta = timedelta(seconds=60)
+    stalled_after: timedelta = timedelta(minutes=5)
+    """An ``in_progress`` session idle this long is checked for lost events and finalized if full."""
+    download_url_ttl: timedelta = timedelta(hours=1)
 
     @property
     def https(self) -> bool:
         """Whether users reach the service over HTTPS (cookies become Secure and ``__Host-``)."""
         return urlsplit(self.public_url).scheme == "https"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.data_dir / "blobs"
 
     @property
     def database_path(self) -> Path:
@@ -96,6 +128,18 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
+def _expected(hint: Any) -> str:
+    """What a value of type ``hint`` looks like, for error messages."""
+    if hint is bool:
+        return "expected true or false"
+    if hint is int:
+        return "expected a whole number"
+    choices = typing.get_args(hint)
+    if typing.get_origin(hint) is Literal:
+        return "expected one of " + ", ".join(str(c) for c in choices)
+    return f"expected {getattr(hint, '__name__', hint)}"
+
+
 def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -105,6 +149,18 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "access_token_ttl": parse_duration,
     "refresh_token_ttl": parse_duration,
     "max_json_body_bytes": parse_size,
+    "max_file_size": parse_size,
+    "user_quota_bytes": parse_size,
+    "default_chunk_size": parse_size,
+    "min_chunk_size": parse_size,
+    "max_chunk_size": parse_size,
+    "upload_ttl": parse_duration,
+    "queue_visibility_timeout": parse_duration,
+    "queue_wait_time": parse_duration,
+    "finalize_lease": parse_duration,
+    "janitor_interval": parse_duration,
+    "stalled_after": parse_duration,
+    "download_url_ttl": parse_duration,
     "trusted_proxies": _parse_list,
     "data_dir": Path,
 }
@@ -116,8 +172,7 @@ def _check(settings: Settings) -> None:
         ("port", 0 <= settings.port <= 65535, "must be between 0 and 65535"),
         (
             "public_url",
-            urlsplit(settings.public_url).scheme in {"http", "https"}
-            and bool(urlsplit(settings.public_url).netloc),
+            urlsplit(settings.public_url).scheme in {"http", "https"} and bool(urlsplit(settings.public_url).netloc),
             "must be an absolute http:// or https:// URL",
         ),
         ("access_token_ttl", settings.access_token_ttl >= timedelta(seconds=10), "must be at least 10s"),
@@ -140,6 +195,31 @@ def _check(settings: Settings) -> None:
         ("argon2_memory_cost_kib", settings.argon2_memory_cost_kib >= 8, "must be at least 8"),
         ("argon2_parallelism", 1 <= settings.argon2_parallelism <= 64, "must be between 1 and 64"),
         ("max_json_body_bytes", settings.max_json_body_bytes >= 1024, "must be at least 1KiB"),
+        ("max_file_size", 1 <= settings.max_file_size <= 5 * TiB, "must be between 1B and 5TiB"),
+        ("user_quota_bytes", settings.user_quota_bytes >= 0, "must be 0 (off) or a size"),
+        ("upload_ttl", settings.upload_ttl >= timedelta(minutes=1), "must be at least 1m"),
+        ("min_chunk_size", settings.min_chunk_size >= 1, "must be at least 1B"),
+        (
+            "max_chunk_size",
+            settings.max_chunk_size >= settings.min_chunk_size
+            and settings.max_chunk_size * MAX_CHUNKS >= settings.max_file_size
+            and settings.max_chunk_size <= 5 * GiB,
+            f"must be at least LFUSYS_MIN_CHUNK_SIZE, at most 5GiB, and large enough that "
+            f"LFUSYS_MAX_FILE_SIZE fits in {MAX_CHUNKS} chunks",
+        ),
+        (
+            "default_chunk_size",
+            settings.min_chunk_size <= settings.default_chunk_size <= settings.max_chunk_size,
+            "must be between LFUSYS_MIN_CHUNK_SIZE and LFUSYS_MAX_CHUNK_SIZE",
+        ),
+        ("worker_concurrency", 1 <= settings.worker_concurrency <= 64, "must be between 1 and 64"),
+        ("queue_max_receives", 1 <= settings.queue_max_receives <= 100, "must be between 1 and 100"),
+        ("queue_visibility_timeout", settings.queue_visibility_timeout >= timedelta(seconds=1), "must be at least 1s"),
+        ("queue_wait_time", timedelta(0) < settings.queue_wait_time <= timedelta(seconds=20), "must be 1ms to 20s"),
+        ("finalize_lease", settings.finalize_lease >= timedelta(seconds=1), "must be at least 1s"),
+        ("janitor_interval", settings.janitor_interval >= timedelta(milliseconds=10), "must be at least 10ms"),
+        ("stalled_after", settings.stalled_after >= timedelta(0), "must not be negative"),
+        ("download_url_ttl", settings.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),
     ]
     for field, ok, message in rules:
         if not ok:
@@ -168,7 +248,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                 continue
             parser = _PARSERS.get(name)
             values[name] = parser(raw) if parser else msgspec.convert(raw, hint, strict=False)
-        except (ValueError, msgspec.ValidationError) as exc:
+        except msgspec.ValidationError:
+            raise SettingsError(f"{variable}={raw!r} is invalid: {_expected(hint)}") from None
+        except ValueError as exc:
             raise SettingsError(f"{variable}={raw!r} is invalid: {exc}") from None
     if overrides:
         raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")

@@ -91,9 +91,7 @@ async def test_concurrent_spends_of_one_token_rotate_exactly_once(metadata_store
     await metadata_store.users.create(user)
     _, token = await a_family(metadata_store, user)
 
-    outcomes = await asyncio.gather(
-        *(metadata_store.tokens.spend_refresh_token(token.jti, NOW) for _ in range(10))
-    )
+    outcomes = await asyncio.gather(*(metadata_store.tokens.spend_refresh_token(token.jti, NOW) for _ in range(10)))
 
     assert outcomes.count(RefreshOutcome.ROTATED) == 1
     assert outcomes.count(RefreshOutcome.REUSED) == 9

@@ -16,9 +16,7 @@ from tests.support import API, BASE_URL, log_lines, signed_in
 Client = AsyncTestClient[Litestar]
 
 
-async def test_first_start_creates_data_dir_keys_and_migrated_database(
-    client: Client, settings: Settings
-) -> None:
+async def test_first_start_creates_data_dir_keys_and_migrated_database(client: Client, settings: Settings) -> None:
     assert settings.data_dir.is_dir()
     assert stat.S_IMODE(settings.secrets_path.stat().st_mode) == 0o600
     assert settings.database_path.is_file()
@@ -106,9 +104,7 @@ async def test_one_access_log_line_per_request_with_route_status_duration_and_us
     assert unmatched["request_id"] == anonymous.headers["x-request-id"]
 
 
-async def test_logs_never_contain_tokens_or_passwords(
-    client: Client, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_logs_never_contain_tokens_or_passwords(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
     await signed_in(client)
     await client.get(f"{API}/auth/me")
 

@@ -35,7 +35,7 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     second = run(tmp_path / "data", "migrate")
 
     assert first.returncode == 0, first.stderr
-    assert "applied 1 migration(s): 0001_users_and_tokens" in first.stdout
+    assert "applied 2 migration(s): 0001_users_and_tokens, 0002_uploads_files_events" in first.stdout
     assert second.returncode == 0
     assert "applied 0 migration(s)" in second.stdout
     assert (tmp_path / "data" / "lfusys.sqlite3").is_file()

@@ -23,6 +23,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
     assert first == expected
     assert second == []
     assert {"users", "token_families", "refresh_tokens", "schema_migrations"} <= tables
+    assert {"uploads", "upload_chunks", "files", "event_queue", "event_dead_letters"} <= tables
 
 
 async def test_two_connections_migrating_at_once_apply_each_migration_once(tmp_path: Path) -> None:
@@ -48,9 +49,7 @@ async def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None
         with pytest.raises(Exception, match="missing"):
             await apply_migrations(database, directory)
         tables = {row["name"] for row in await database.fetch_all("SELECT name FROM sqlite_master")}
-        versions = [
-            row["version"] for row in await database.fetch_all("SELECT version FROM schema_migrations")
-        ]
+        versions = [row["version"] for row in await database.fetch_all("SELECT version FROM schema_migrations")]
     finally:
         await database.close()
 

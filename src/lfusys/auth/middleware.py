@@ -19,9 +19,7 @@ from lfusys.storage.ports import User
 
 
 class CookieAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         services = services_from(connection.app.state)
         token = connection.cookies.get(services.cookies.access_name)
         try:

@@ -12,9 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 class Passwords:
     def __init__(self, *, time_cost: int, memory_cost_kib: int, parallelism: int) -> None:
-        self._hasher = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism
-        )
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism)
         # Each hash holds memory_cost KiB while it runs; two at a time keep both cores busy.
         self._limiter = CapacityLimiter(2)
         # Verified against when there is no real hash, so a failed login costs the same either way.

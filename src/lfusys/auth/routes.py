@@ -44,16 +44,12 @@ class AuthController(Controller):
         return UserOut.of(user)
 
     @post("/login", operation_id="login", guards=[requires_json_body])
-    async def login(
-        self, data: JSONBody[LoginRequest], services: NamedDependency[Services]
-    ) -> Response[UserOut]:
+    async def login(self, data: JSONBody[LoginRequest], services: NamedDependency[Services]) -> Response[UserOut]:
         """Check email and password and set the access and refresh cookies. Any failure is one 401."""
         return _signed_in(services, await services.auth.login(email=data.email, password=data.password))
 
     @post("/refresh", operation_id="refresh")
-    async def refresh(
-        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
-    ) -> Response[Any]:
+    async def refresh(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[Any]:
         """Rotate both cookies. Replaying a spent refresh token ends that sign-in everywhere."""
         token = request.cookies.get(services.cookies.refresh_name)
         try:
@@ -65,9 +61,7 @@ class AuthController(Controller):
         return _signed_in(services, signed_in)
 
     @post("/logout", operation_id="logout", status_code=HTTP_204_NO_CONTENT)
-    async def logout(
-        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
-    ) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[None]:
         """Revoke this sign-in (its refresh-token family) and clear the cookies."""
         await services.auth.logout(
             access_token=request.cookies.get(services.cookies.access_name),

@@ -45,9 +45,7 @@ class TokenCodec:
         self._secrets = {TokenType.ACCESS: access_secret, TokenType.REFRESH: refresh_secret}
         self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
 
-    def issue(
-        self, kind: TokenType, *, user_id: str, family_id: str, now: datetime
-    ) -> tuple[str, TokenClaims]:
+    def issue(self, kind: TokenType, *, user_id: str, family_id: str, now: datetime) -> tuple[str, TokenClaims]:
         claims = TokenClaims(
             sub=user_id,
             iat=int(now.timestamp()),

@@ -41,9 +41,7 @@ def configure_logging(settings: Settings) -> None:
     if wants_json(settings):
         # Frame locals can hold passwords and tokens: tracebacks are logged without them.
         shared.append(
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            )
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
         )
         renderer = structlog.processors.JSONRenderer()
     else:

@@ -8,6 +8,7 @@ Domain modules depend only on these Protocols and records; each backend (``stora
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -80,6 +81,166 @@ class TokenStore(Protocol):
     async def is_family_active(self, family_id: str) -> bool: ...
 
 
+# --- uploads and files ----------------------------------------------------------------------
+
+
+class UploadStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+    @property
+    def accepts_chunks(self) -> bool:
+        return self in {UploadStatus.PENDING, UploadStatus.IN_PROGRESS}
+
+    @property
+    def finished(self) -> bool:
+        return self in {
+            UploadStatus.COMPLETED,
+            UploadStatus.CANCELLED,
+            UploadStatus.EXPIRED,
+            UploadStatus.FAILED,
+        }
+
+
+class UploadSession(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    owner_id: str
+    file_name: str
+    file_type: str
+    file_size: int
+    chunk_size: int
+    total_chunks: int
+    status: UploadStatus
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    stored_chunks: int = 0
+    """Chunks whose bytes are stored and verified (what the user sees as progress)."""
+    recorded_chunks: int = 0
+    """Chunks whose storage event the worker has recorded (what finalization waits for)."""
+    file_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+    def chunk_length(self, n: int) -> int:
+        """The exact byte length chunk ``n`` (1-based) must have."""
+        if n < self.total_chunks:
+            return self.chunk_size
+        return self.file_size - self.chunk_size * (self.total_chunks - 1)
+
+
+class StoredChunk(msgspec.Struct, frozen=True, kw_only=True):
+    n: int
+    sha256: str | None
+    """Lower-case hex SHA-256, known once the chunk was accepted through the API."""
+    recorded: bool
+
+
+class FileRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    owner_id: str
+    upload_id: str
+    name: str
+    type: str
+    size: int
+    checksum: str
+    """SHA-256 (hex) of the concatenated SHA-256 digests of the chunks, in order."""
+    created_at: datetime
+
+
+class FilePage(msgspec.Struct, frozen=True, kw_only=True):
+    files: list[FileRecord]
+    next_cursor: str | None
+
+
+class UploadStore(Protocol):
+    """Upload sessions and their chunk sets, with the conditional steps of the lifecycle."""
+
+    async def create(self, session: UploadSession) -> None: ...
+
+    async def get(self, upload_id: str) -> UploadSession | None: ...
+
+    async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
+        """Sessions still accepting chunks or being finalized, newest first."""
+        ...
+
+    async def reserved_bytes(self, owner_id: str) -> int:
+        """Total size of the owner's sessions that have not finished (they count against quota)."""
+        ...
+
+    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
+        """Remember the verified hash of stored chunk ``n`` (first hash wins)."""
+        ...
+
+    async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
+        """Add ``n`` to the chunk set (set semantics; a ``pending`` session becomes ``in_progress``).
+
+        Ignored for a session that no longer accepts chunks. Returns the session afterwards, or
+        ``None`` if it does not exist.
+        """
+        ...
+
+    async def list_chunks(self, upload_id: str) -> list[StoredChunk]: ...
+
+    async def claim_finalize(
+        self, upload_id: str, worker: str, now: datetime, lease_until: datetime
+    ) -> UploadSession | None:
+        """Move a full ``in_progress`` session to ``finalizing`` under ``worker``'s lease.
+
+        Also takes over a ``finalizing`` session whose lease has run out. Exactly one concurrent
+        caller wins; the others get ``None``.
+        """
+        ...
+
+    async def renew_lease(self, upload_id: str, worker: str, lease_until: datetime) -> bool: ...
+
+    async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
+        """``finalizing`` → ``completed`` with ``file_id``, if ``worker`` still holds the lease."""
+        ...
+
+    async def cancel(self, upload_id: str, now: datetime) -> UploadSession | None:
+        """``pending``/``in_progress`` → ``cancelled``; returns the session afterwards."""
+        ...
+
+    async def expire_due(self, now: datetime) -> list[str]:
+        """Mark sessions past ``expires_at`` that still accept chunks as ``expired``; return their ids."""
+        ...
+
+    async def needing_cleanup(self, limit: int) -> list[UploadSession]:
+        """Finished sessions whose chunks have not been deleted yet."""
+        ...
+
+    async def mark_cleaned(self, upload_id: str, now: datetime) -> None: ...
+
+    async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
+        """Sessions that should be moving but are not: ``in_progress`` and idle since ``idle_since``,
+        or ``finalizing`` with a lapsed lease."""
+        ...
+
+
+class FileStore(Protocol):
+    async def create_if_absent(self, record: FileRecord) -> FileRecord:
+        """Insert ``record`` unless a file with its id exists; return what is stored."""
+        ...
+
+    async def get(self, file_id: str) -> FileRecord | None: ...
+
+    async def list_by_owner(self, owner_id: str, limit: int, cursor: str | None) -> FilePage:
+        """Newest first. ``cursor`` comes from a previous page; raises ``ValueError`` if malformed."""
+        ...
+
+    async def delete(self, file_id: str, owner_id: str) -> FileRecord | None:
+        """Delete the file row if ``owner_id`` owns it; return the deleted row."""
+        ...
+
+    async def used_bytes(self, owner_id: str) -> int: ...
+
+
 class MetadataStore(Protocol):
     """The bundle of metadata stores one backend provides, plus its health check."""
 
@@ -89,6 +250,119 @@ class MetadataStore(Protocol):
     @property
     def tokens(self) -> TokenStore: ...
 
+    @property
+    def uploads(self) -> UploadStore: ...
+
+    @property
+    def files(self) -> FileStore: ...
+
     async def ping(self) -> None:
         """Raise if the store cannot serve requests."""
         ...
+
+
+# --- bytes -----------------------------------------------------------------------------------
+
+
+class ChunkSizeMismatch(Exception):
+    """The body was shorter or longer than the chunk must be."""
+
+    def __init__(self, expected: int, received: int, *, too_large: bool) -> None:
+        super().__init__(f"expected {expected} bytes, received {'more than ' if too_large else ''}{received}")
+        self.expected = expected
+        self.received = received
+        self.too_large = too_large
+
+
+class ChunkHashMismatch(Exception):
+    """The body's SHA-256 is not the one the client announced."""
+
+    def __init__(self, actual: str) -> None:
+        super().__init__(f"body has SHA-256 {actual}")
+        self.actual = actual
+
+
+class ChunkConflict(Exception):
+    """The chunk is already stored with different content."""
+
+
+class ByteRange(msgspec.Struct, frozen=True):
+    start: int
+    end: int
+    """Inclusive, as in HTTP ``Range``."""
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class BlobStore(Protocol):
+    """Chunk objects ``uploads/{upload_id}/chunk_{n}`` and file objects ``files/{file_id}``.
+
+    Storing a chunk makes the backend emit an S3 ``ObjectCreated`` event for its key.
+    """
+
+    async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+        """Stream ``body`` into chunk ``n``, atomically and only if it is exactly ``size`` bytes
+        with SHA-256 ``sha256``. Returns ``False`` if that very chunk was already stored.
+
+        Raises :class:`ChunkSizeMismatch`, :class:`ChunkHashMismatch` or :class:`ChunkConflict`;
+        nothing is stored then.
+        """
+        ...
+
+    async def chunk_sha256(self, upload_id: str, n: int) -> str:
+        """Hash a stored chunk (used when its hash was not recorded)."""
+        ...
+
+    async def list_chunks(self, upload_id: str) -> list[int]:
+        """The chunk numbers stored for ``upload_id``."""
+        ...
+
+    async def assemble(self, upload_id: str, total_chunks: int, file_id: str) -> int:
+        """Make ``files/{file_id}`` from chunks 1..N and return its size. Idempotent."""
+        ...
+
+    async def file_size(self, file_id: str) -> int | None: ...
+
+    def read_file(self, file_id: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        """Stream a file (or one range of it)."""
+        ...
+
+    async def delete_file(self, file_id: str) -> None: ...
+
+    async def delete_upload(self, upload_id: str) -> None:
+        """Delete every chunk of ``upload_id`` (the ``uploads/{upload_id}/`` prefix)."""
+        ...
+
+    async def upload_prefixes(self) -> list[str]:
+        """Upload ids that have objects under ``uploads/`` (for sweeping orphans)."""
+        ...
+
+
+class QueueMessage(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    receipt: str
+    body: str
+    receive_count: int
+
+
+class EventQueue(Protocol):
+    """At-least-once queue of storage events (SQS semantics)."""
+
+    async def receive(self, max_messages: int, wait_seconds: float, visibility_timeout: float) -> list[QueueMessage]:
+        """Long-poll for up to ``max_messages``; each stays hidden for ``visibility_timeout``.
+
+        A message received more than the configured maximum number of times goes to the
+        dead-letter store instead of being returned.
+        """
+        ...
+
+    async def delete(self, receipt: str) -> None: ...
+
+    async def extend_visibility(self, receipt: str, seconds: float) -> None:
+        """Keep a message hidden for another ``seconds`` from now."""
+        ...
+
+
+EventHandler = Callable[[QueueMessage], Awaitable[None]]

@@ -115,9 +115,7 @@ async def test_unknown_email_costs_one_password_verification_like_a_wrong_passwo
     assert calls[1] is not None
 
 
-async def test_login_rehashes_when_argon2_parameters_change(
-    app_factory: AppFactory, settings_db: Path
-) -> None:
+async def test_login_rehashes_when_argon2_parameters_change(app_factory: AppFactory, settings_db: Path) -> None:
     async with AsyncTestClient(app_factory(argon2_time_cost=1), base_url=BASE_URL) as client:
         await register(client, "ada@example.com")
     with sqlite3.connect(settings_db) as db:

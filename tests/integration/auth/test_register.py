@@ -68,9 +68,7 @@ async def test_the_same_email_in_another_case_is_a_conflict(client: Client) -> N
         ("just a string", "Expected `object`"),
     ],
 )
-async def test_invalid_registrations_are_rejected_and_create_nothing(
-    client: Client, body: Any, message: str
-) -> None:
+async def test_invalid_registrations_are_rejected_and_create_nothing(client: Client, body: Any, message: str) -> None:
     response = await post_register(client, body)
 
     assert response.status_code == 400

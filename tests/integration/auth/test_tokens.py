@@ -155,9 +155,7 @@ async def test_refresh_without_a_cookie_is_401_and_clears_cookies(client: Client
 
     assert response.status_code == 401
     assert response.json() == {"error": "not signed in"}
-    assert any(
-        h.startswith(f"{ACCESS}=") and "Max-Age=0" in h for h in response.headers.get_list("set-cookie")
-    )
+    assert any(h.startswith(f"{ACCESS}=") and "Max-Age=0" in h for h in response.headers.get_list("set-cookie"))
 
 
 def _forge(claims: dict[str, Any], secret: str, algorithm: str = "HS256") -> str:
@@ -183,9 +181,7 @@ def _unsigned(claims: dict[str, Any]) -> str:
             "access token expired",
             id="expired",
         ),
-        pytest.param(
-            lambda c, k: _forge({**c, "type": "refresh"}, k["jwt_access"]), "invalid access token", id="type"
-        ),
+        pytest.param(lambda c, k: _forge({**c, "type": "refresh"}, k["jwt_access"]), "invalid access token", id="type"),
         pytest.param(
             lambda c, k: _forge({key: v for key, v in c.items() if key != "jti"}, k["jwt_access"]),
             "invalid access token",
@@ -197,14 +193,10 @@ def _unsigned(claims: dict[str, Any]) -> str:
             id="unknown-user",
         ),
         pytest.param(lambda c, k: "not-a-jwt", "invalid access token", id="garbage"),
-        pytest.param(
-            lambda c, k: _forge(c, k["jwt_access"])[:-2] + "xx", "invalid access token", id="bad-signature"
-        ),
+        pytest.param(lambda c, k: _forge(c, k["jwt_access"])[:-2] + "xx", "invalid access token", id="bad-signature"),
     ],
 )
-async def test_tampered_access_tokens_are_rejected(
-    client: Client, settings: Settings, tamper: Any, error: str
-) -> None:
+async def test_tampered_access_tokens_are_rejected(client: Client, settings: Settings, tamper: Any, error: str) -> None:
     await signed_in(client)
     genuine = claims_of(client.cookies[ACCESS])
 

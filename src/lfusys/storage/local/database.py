@@ -23,6 +23,16 @@ log = structlog.get_logger(__name__)
 
 Params = Sequence[Any]
 
+
+def db_time(value: datetime) -> str:
+    """Fixed-width UTC text with microseconds, so SQL can compare timestamps as strings."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_db_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
 _BUSY_TIMEOUT_MS = 10_000
 
 
@@ -116,9 +126,7 @@ async def apply_migrations(database: Database, directory: Path | None = None) ->
     for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
         version = int(path.name[:4])
         async with database.transaction() as connection:
-            async with connection.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-            ) as cursor:
+            async with connection.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)) as cursor:
                 if await cursor.fetchone() is not None:
                     continue
             for statement in _statements(path.read_text(encoding="utf-8")):

@@ -1,101 +1,12 @@
-"""SQLite adapters for the metadata ports."""
+"""All SQLite-backed metadata stores over one database."""
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import datetime
-
+from lfusys.storage.local.accounts import SqliteTokenStore, SqliteUserStore
 from lfusys.storage.local.database import Database
-from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, TokenStore, User, UserStore
-
-
-def _ts(value: datetime) -> str:
-    return value.isoformat()
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        password_hash=row["password_hash"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-    )
-
-
-class SqliteUserStore:
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    async def create(self, user: User) -> None:
-        try:
-            await self._db.execute(
-                "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                (user.id, user.email, user.name, user.password_hash, _ts(user.created_at)),
-            )
-        except sqlite3.IntegrityError as exc:
-            if "users.email" in str(exc):
-                raise EmailTaken(user.email) from None
-            raise
-
-    async def get(self, user_id: str) -> User | None:
-        row = await self._db.fetch_one("SELECT * FROM users WHERE id = ?", (user_id,))
-        return _user(row) if row else None
-
-    async def get_by_email(self, email: str) -> User | None:
-        row = await self._db.fetch_one("SELECT * FROM users WHERE email = ?", (email,))
-        return _user(row) if row else None
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self._db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
-
-
-class SqliteTokenStore:
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    async def start_family(self, family_id: str, user_id: str, now: datetime) -> None:
-        await self._db.execute(
-            "INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?)",
-            (family_id, user_id, _ts(now)),
-        )
-
-    async def add_refresh_token(self, token: RefreshToken) -> None:
-        await self._db.execute(
-            "INSERT INTO refresh_tokens (jti, family_id, expires_at) VALUES (?, ?, ?)",
-            (token.jti, token.family_id, _ts(token.expires_at)),
-        )
-
-    async def spend_refresh_token(self, jti: str, now: datetime) -> RefreshOutcome:
-        async with self._db.transaction() as connection:
-            async with connection.execute(
-                "SELECT t.rotated_at, f.revoked_at FROM refresh_tokens t"
-                " JOIN token_families f ON f.id = t.family_id WHERE t.jti = ?",
-                (jti,),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return RefreshOutcome.UNKNOWN
-            if row["revoked_at"] is not None:
-                return RefreshOutcome.REVOKED
-            if row["rotated_at"] is not None:
-                return RefreshOutcome.REUSED
-            await connection.execute(
-                "UPDATE refresh_tokens SET rotated_at = ? WHERE jti = ?", (_ts(now), jti)
-            )
-            return RefreshOutcome.ROTATED
-
-    async def revoke_family(self, family_id: str, now: datetime) -> None:
-        await self._db.execute(
-            "UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (_ts(now), family_id),
-        )
-
-    async def is_family_active(self, family_id: str) -> bool:
-        row = await self._db.fetch_one(
-            "SELECT 1 FROM token_families WHERE id = ? AND revoked_at IS NULL", (family_id,)
-        )
-        return row is not None
+from lfusys.storage.local.files import SqliteFileStore
+from lfusys.storage.local.uploads import SqliteUploadStore
+from lfusys.storage.ports import FileStore, TokenStore, UploadStore, UserStore
 
 
 class SqliteMetadataStore:
@@ -105,6 +16,8 @@ class SqliteMetadataStore:
         self.database = database
         self._users = SqliteUserStore(database)
         self._tokens = SqliteTokenStore(database)
+        self._uploads = SqliteUploadStore(database)
+        self._files = SqliteFileStore(database)
 
     @property
     def users(self) -> UserStore:
@@ -113,6 +26,14 @@ class SqliteMetadataStore:
     @property
     def tokens(self) -> TokenStore:
         return self._tokens
+
+    @property
+    def uploads(self) -> UploadStore:
+        return self._uploads
+
+    @property
+    def files(self) -> FileStore:
+        return self._files
 
     async def ping(self) -> None:
         await self.database.fetch_one("SELECT 1")

@@ -1,0 +1,1 @@
+"""Byte ingress: one verified chunk at a time, streamed into the blob store."""

@@ -1,0 +1,55 @@
+"""``PUT /api/v1/uploads/{upload_id}/chunks/{n}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+
+from lfusys.auth import provide_current_user, requires_user
+from lfusys.chunks.service import ChunkIngress, ChunkReceipt, parse_chunk_hash, parse_content_length
+from lfusys.http import requires_csrf_header
+from lfusys.services import services_from
+from lfusys.storage.ports import User
+
+
+async def provide_ingress(state: State) -> ChunkIngress:
+    return services_from(state).ingress
+
+
+class ChunksController(Controller):
+    path = "/uploads/{upload_id:str}/chunks"
+    tags = ["uploads"]
+    guards = [requires_user]
+    dependencies = {"current_user": Provide(provide_current_user), "ingress": Provide(provide_ingress)}
+
+    @put(
+        "/{n:int}",
+        operation_id="putChunk",
+        guards=[requires_csrf_header],
+        # Litestar's CSRF middleware would buffer a form-typed body to look for a token; this route
+        # checks the header itself. The body is capped at the chunk's exact length by the ingress.
+        opt={"exclude_from_csrf": True},
+        request_max_body_size=None,
+    )
+    async def put_chunk(
+        self,
+        upload_id: FromPath[str],
+        n: FromPath[int],
+        request: Request[Any, Any, Any],
+        current_user: NamedDependency[User],
+        ingress: NamedDependency[ChunkIngress],
+    ) -> ChunkReceipt:
+        """Store chunk ``n`` (1-based). The body must be exactly the chunk's length and match
+        ``X-Chunk-Hash`` (SHA-256, hex). Re-sending a stored chunk is harmless."""
+        return await ingress.receive(
+            current_user,
+            upload_id,
+            n,
+            sha256=parse_chunk_hash(request.headers.get("x-chunk-hash")),
+            content_length=parse_content_length(request.headers.get("content-length")),
+            body=request.stream(),
+        )

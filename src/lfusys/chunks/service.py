@@ -1,0 +1,93 @@
+"""Accepting one chunk: checks before any byte is read, then a streamed, verified, atomic store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import msgspec
+import structlog
+
+from lfusys.errors import ChecksumMismatch, Conflict, InvalidInput, TooLarge
+from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
+from lfusys.storage.ports import (
+    BlobStore,
+    ChunkConflict,
+    ChunkHashMismatch,
+    ChunkSizeMismatch,
+    UploadStore,
+    User,
+)
+
+log = structlog.get_logger(__name__)
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ChunkReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    n: int
+    size: int
+    sha256: str
+    already_stored: bool
+    """True when this exact chunk had been stored before (a harmless repeat)."""
+
+
+def parse_chunk_hash(header: str | None) -> str:
+    value = (header or "").strip().lower()
+    if not _SHA256_HEX.match(value):
+        raise InvalidInput("X-Chunk-Hash: must be the chunk's SHA-256 as 64 hex digits")
+    return value
+
+
+def parse_content_length(header: str | None) -> int | None:
+    if header is None:
+        return None
+    if not header.strip().isdigit():
+        raise InvalidInput("Content-Length: must be a whole number")
+    return int(header)
+
+
+class ChunkIngress:
+    def __init__(
+        self, *, sessions: UploadSessions, uploads: UploadStore, blobs: BlobStore, clock: Callable[[], datetime]
+    ) -> None:
+        self._sessions = sessions
+        self._uploads = uploads
+        self._blobs = blobs
+        self._clock = clock
+
+    async def receive(
+        self,
+        owner: User,
+        upload_id: str,
+        n: int,
+        *,
+        sha256: str,
+        content_length: int | None,
+        body: AsyncIterator[bytes],
+    ) -> ChunkReceipt:
+        session = await self._sessions.get(owner, upload_id)
+        refuse_unless_accepting(session, self._clock())
+        if not 1 <= n <= session.total_chunks:
+            raise InvalidInput(f"chunk number must be between 1 and {session.total_chunks}")
+        expected = session.chunk_length(n)
+        if content_length is not None and content_length != expected:
+            _refuse_size(n, expected, content_length, too_large=content_length > expected)
+        try:
+            stored = await self._blobs.put_chunk(session.id, n, body, expected, sha256)
+        except ChunkSizeMismatch as exc:
+            _refuse_size(n, expected, exc.received, too_large=exc.too_large)
+        except ChunkHashMismatch as exc:
+            raise ChecksumMismatch(f"chunk {n} does not match X-Chunk-Hash (its SHA-256 is {exc.actual})") from None
+        except ChunkConflict:
+            raise Conflict(f"chunk {n} is already stored with different content") from None
+        await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
+        log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
+        return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
+
+
+def _refuse_size(n: int, expected: int, received: int, *, too_large: bool) -> None:
+    if too_large:
+        raise TooLarge(f"chunk {n} must be exactly {expected} bytes; received more")
+    raise InvalidInput(f"chunk {n} must be exactly {expected} bytes; received {received}")

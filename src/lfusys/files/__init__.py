@@ -1,0 +1,1 @@
+"""Finished files: list, metadata, signed download links, serving bytes, delete."""

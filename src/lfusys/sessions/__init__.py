@@ -1,0 +1,1 @@
+"""Upload sessions: start, status, resume, cancel; the finalizer, event worker and janitor."""

@@ -1,0 +1,133 @@
+"""From stored chunks to a finished file, exactly as DESIGN.md §4 step 3 tells it.
+
+Every step tolerates being run twice or concurrently: recording a chunk is set insertion, the claim
+has one winner (with a lease another worker may take over), assembly is idempotent, the file row is
+created only if absent, and completion is conditional on still holding the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from lfusys.sessions.events import ChunkStored
+from lfusys.storage.ports import BlobStore, FileRecord, FileStore, UploadSession, UploadStore
+
+log = structlog.get_logger(__name__)
+
+_FILE_ID_NAMESPACE = uuid.UUID("6f1c33f0-2a8e-4f4e-9a53-2b0d4c1f7e21")
+
+
+def file_id_for(upload_id: str) -> str:
+    """The file an upload becomes: the same id on every attempt, so reruns write the same object."""
+    return uuid.uuid5(_FILE_ID_NAMESPACE, upload_id).hex
+
+
+def file_checksum(chunk_digests: list[str]) -> str:
+    """SHA-256 of the chunks' SHA-256 digests (raw bytes), concatenated in chunk order."""
+    outer = hashlib.sha256()
+    for digest in chunk_digests:
+        outer.update(bytes.fromhex(digest))
+    return outer.hexdigest()
+
+
+class Finalizer:
+    def __init__(
+        self,
+        *,
+        uploads: UploadStore,
+        files: FileStore,
+        blobs: BlobStore,
+        worker_id: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uploads = uploads
+        self._files = files
+        self._blobs = blobs
+        self._worker_id = worker_id
+        self._lease = lease
+        self._clock = clock
+
+    async def on_chunk_stored(self, event: ChunkStored) -> None:
+        """Record the chunk; finalize when that completes the set. Late or unknown events are no-ops."""
+        session = await self._uploads.record_chunk(event.upload_id, event.n, self._clock())
+        if session is None:
+            log.info("event for unknown upload dropped", upload_id=event.upload_id, n=event.n)
+            return
+        if session.recorded_chunks == session.total_chunks and not session.status.finished:
+            await self.finalize(session.id)
+
+    async def finalize(self, upload_id: str) -> bool:
+        """Claim, assemble, write the file row, complete, clean up. False if another worker has it."""
+        now = self._clock()
+        session = await self._uploads.claim_finalize(upload_id, self._worker_id, now, now + self._lease)
+        if session is None:
+            return False
+        log.info("finalizing", upload_id=upload_id, chunks=session.total_chunks)
+        async with self._lease_kept(upload_id):
+            checksum = file_checksum(await self._chunk_digests(session))
+            file_id = file_id_for(upload_id)
+            size = await self._blobs.assemble(upload_id, session.total_chunks, file_id)
+            await self._files.create_if_absent(
+                FileRecord(
+                    id=file_id,
+                    owner_id=session.owner_id,
+                    upload_id=upload_id,
+                    name=session.file_name,
+                    type=session.file_type,
+                    size=size,
+                    checksum=checksum,
+                    created_at=self._clock(),
+                )
+            )
+            if not await self._uploads.complete(upload_id, self._worker_id, file_id, self._clock()):
+                log.warning("lease lost before completion", upload_id=upload_id)
+                return False
+        await self._blobs.delete_upload(upload_id)
+        await self._uploads.mark_cleaned(upload_id, self._clock())
+        log.info("upload completed", upload_id=upload_id, file_id=file_id, size=size)
+        return True
+
+    async def _chunk_digests(self, session: UploadSession) -> list[str]:
+        known = {chunk.n: chunk.sha256 for chunk in await self._uploads.list_chunks(session.id)}
+        digests = []
+        for n in range(1, session.total_chunks + 1):
+            digest = known.get(n)
+            if digest is None:
+                # Stored, but the process died before saving its hash: hash the stored bytes.
+                digest = await self._blobs.chunk_sha256(session.id, n)
+                await self._uploads.save_chunk_hash(session.id, n, digest, self._clock())
+            digests.append(digest)
+        return digests
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, upload_id: str) -> AsyncIterator[None]:
+        """Renew the lease while a long finalization runs, so nobody takes it over meanwhile."""
+
+        async def renew() -> None:
+            interval = self._lease.total_seconds() / 3
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    renewed = await self._uploads.renew_lease(upload_id, self._worker_id, self._clock() + self._lease)
+                except Exception:
+                    log.exception("finalize lease renewal failed", upload_id=upload_id)
+                    continue
+                if not renewed:
+                    log.warning("finalize lease could not be renewed", upload_id=upload_id)
+                    return
+
+        renewal = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal

@@ -1,0 +1,71 @@
+"""``/api/v1/uploads``: start, list unfinished, status, stored chunks, cancel."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from lfusys.auth import provide_current_user, requires_user
+from lfusys.http import requires_json_body
+from lfusys.services import services_from
+from lfusys.sessions.schemas import ChunkList, CreateUpload, UploadCreated, UploadList, UploadView
+from lfusys.sessions.service import UploadSessions
+from lfusys.storage.ports import User
+
+
+async def provide_sessions(state: State) -> UploadSessions:
+    return services_from(state).sessions
+
+
+class UploadsController(Controller):
+    path = "/uploads"
+    tags = ["uploads"]
+    guards = [requires_user]
+    dependencies = {"current_user": Provide(provide_current_user), "sessions": Provide(provide_sessions)}
+
+    @post("/", operation_id="startUpload", status_code=HTTP_201_CREATED, guards=[requires_json_body])
+    async def start(
+        self,
+        data: JSONBody[CreateUpload],
+        current_user: NamedDependency[User],
+        sessions: NamedDependency[UploadSessions],
+    ) -> UploadCreated:
+        """Start an upload. The server chooses ``chunk_size`` (a proposal within bounds is accepted)."""
+        session = await sessions.start(current_user, data)
+        return UploadCreated(
+            upload_id=session.id,
+            chunk_size=session.chunk_size,
+            total_chunks=session.total_chunks,
+            expires_at=session.expires_at,
+        )
+
+    @get("/", operation_id="listUploads")
+    async def list_unfinished(
+        self, current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+    ) -> UploadList:
+        """The caller's unfinished uploads, from any device, for resuming."""
+        return UploadList(uploads=[UploadView.of(s) for s in await sessions.list_unfinished(current_user)])
+
+    @get("/{upload_id:str}", operation_id="getUpload")
+    async def status(
+        self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+    ) -> UploadView:
+        """Status and progress; ``file_id`` once completed."""
+        return UploadView.of(await sessions.get(current_user, upload_id))
+
+    @get("/{upload_id:str}/chunks", operation_id="listChunks")
+    async def chunks(
+        self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+    ) -> ChunkList:
+        """The chunks already stored, with their SHA-256."""
+        return ChunkList.of(await sessions.chunks(current_user, upload_id))
+
+    @delete("/{upload_id:str}", operation_id="cancelUpload", status_code=HTTP_204_NO_CONTENT)
+    async def cancel(
+        self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+    ) -> None:
+        """Cancel; later chunks get 410 and the stored ones are deleted."""
+        await sessions.cancel(current_user, upload_id)

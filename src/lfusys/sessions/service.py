@@ -1,0 +1,97 @@
+"""Starting, reading, listing and cancelling upload sessions on behalf of their owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from lfusys.errors import Conflict, Gone, NotFound
+from lfusys.sessions.policy import (
+    check_file_size,
+    check_quota,
+    clean_file_name,
+    clean_file_type,
+    plan_chunks,
+)
+from lfusys.sessions.schemas import CreateUpload
+from lfusys.settings import Settings
+from lfusys.storage.ports import FileStore, StoredChunk, UploadSession, UploadStatus, UploadStore, User
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class UploadSessions:
+    def __init__(self, *, uploads: UploadStore, files: FileStore, settings: Settings, clock: Clock) -> None:
+        self._uploads = uploads
+        self._files = files
+        self._settings = settings
+        self._clock = clock
+
+    async def start(self, owner: User, request: CreateUpload) -> UploadSession:
+        file_name = clean_file_name(request.file_name)
+        file_type = clean_file_type(request.file_type)
+        check_file_size(request.file_size, self._settings)
+        if self._settings.user_quota_bytes:
+            used = await self._files.used_bytes(owner.id) + await self._uploads.reserved_bytes(owner.id)
+            check_quota(request.file_size, used, self._settings)
+        plan = plan_chunks(request.file_size, request.chunk_size, self._settings)
+        now = self._clock()
+        session = UploadSession(
+            id=uuid.uuid4().hex,
+            owner_id=owner.id,
+            file_name=file_name,
+            file_type=file_type,
+            file_size=request.file_size,
+            chunk_size=plan.chunk_size,
+            total_chunks=plan.total_chunks,
+            status=UploadStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self._settings.upload_ttl,
+        )
+        await self._uploads.create(session)
+        log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
+        return session
+
+    async def get(self, owner: User, upload_id: str) -> UploadSession:
+        """The owner's session; someone else's is reported as unknown."""
+        session = await self._uploads.get(upload_id)
+        if session is None or session.owner_id != owner.id:
+            raise NotFound("upload not found")
+        return session
+
+    async def list_unfinished(self, owner: User) -> list[UploadSession]:
+        now = self._clock()
+        sessions = await self._uploads.list_unfinished(owner.id)
+        return [s for s in sessions if s.status is UploadStatus.FINALIZING or s.expires_at > now]
+
+    async def chunks(self, owner: User, upload_id: str) -> list[StoredChunk]:
+        session = await self.get(owner, upload_id)
+        return await self._uploads.list_chunks(session.id)
+
+    async def cancel(self, owner: User, upload_id: str) -> None:
+        """Cancel an unfinished session; its chunks are deleted by the janitor. Repeating it is harmless."""
+        session = await self.get(owner, upload_id)
+        if session.status in {UploadStatus.FINALIZING, UploadStatus.COMPLETED}:
+            raise Conflict(f"upload is {session.status.value} and can no longer be cancelled")
+        if session.status is UploadStatus.EXPIRED:
+            raise Gone("upload has expired")
+        cancelled = await self._uploads.cancel(session.id, self._clock())
+        if cancelled is not None and cancelled.status is not UploadStatus.CANCELLED:
+            raise Conflict(f"upload is {cancelled.status.value} and can no longer be cancelled")
+        log.info("upload cancelled", upload_id=session.id)
+
+
+def refuse_unless_accepting(session: UploadSession, now: datetime) -> None:
+    """Raise the error a chunk for this session gets when the session takes no more chunks."""
+    if session.status in {UploadStatus.FINALIZING, UploadStatus.COMPLETED}:
+        raise Conflict(f"upload is {session.status.value}; it takes no more chunks")
+    if session.status is UploadStatus.CANCELLED:
+        raise Gone("upload was cancelled")
+    if session.status in {UploadStatus.EXPIRED, UploadStatus.FAILED} or session.expires_at <= now:
+        raise Gone("upload has expired" if session.status is not UploadStatus.FAILED else "upload failed")

@@ -1,0 +1,113 @@
+"""A durable SQLite queue with SQS semantics, fed with S3-shaped storage events.
+
+Messages survive restarts. A received message is hidden for its visibility timeout and comes back if
+it is not deleted; one received more than ``max_receives`` times is moved to the dead-letter table.
+Receivers in this process are woken as soon as a message is sent; other processes poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+
+import msgspec
+
+from lfusys.storage.local.database import Database
+from lfusys.storage.ports import QueueMessage
+
+# How often a long poll looks for messages sent by another process.
+_POLL_INTERVAL = 0.5
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    body: str
+    receive_count: int
+    dead_at: float
+
+
+class LocalEventQueue:
+    def __init__(self, database: Database, *, max_receives: int) -> None:
+        self._db = database
+        self._max_receives = max_receives
+        self._arrived = asyncio.Event()
+
+    async def send(self, body: str) -> None:
+        now = time.time()
+        await self._db.execute(
+            "INSERT INTO event_queue (body, enqueued_at, visible_at) VALUES (?, ?, ?)", (body, now, now)
+        )
+        self._arrived.set()
+
+    async def receive(self, max_messages: int, wait_seconds: float, visibility_timeout: float) -> list[QueueMessage]:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            # Cleared before looking, so a message sent while we look still wakes the wait below.
+            self._arrived.clear()
+            messages = await self._receive_visible(max_messages, visibility_timeout)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, _POLL_INTERVAL))
+
+    async def _receive_visible(self, max_messages: int, visibility_timeout: float) -> list[QueueMessage]:
+        now = time.time()
+        received: list[QueueMessage] = []
+        async with self._db.transaction() as connection:
+            async with connection.execute(
+                "SELECT id, body, enqueued_at, receive_count FROM event_queue WHERE visible_at <= ?"
+                " ORDER BY visible_at, id LIMIT ?",
+                (now, max_messages),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            for row in rows:
+                if row["receive_count"] >= self._max_receives:
+                    await connection.execute(
+                        "INSERT INTO event_dead_letters (id, body, enqueued_at, dead_at, receive_count)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (row["id"], row["body"], row["enqueued_at"], now, row["receive_count"]),
+                    )
+                    await connection.execute("DELETE FROM event_queue WHERE id = ?", (row["id"],))
+                    continue
+                receipt = f"{row['id']}:{secrets.token_urlsafe(12)}"
+                await connection.execute(
+                    "UPDATE event_queue SET receive_count = receive_count + 1, visible_at = ?, receipt = ?"
+                    " WHERE id = ?",
+                    (now + visibility_timeout, receipt, row["id"]),
+                )
+                received.append(
+                    QueueMessage(
+                        id=str(row["id"]), receipt=receipt, body=row["body"], receive_count=row["receive_count"] + 1
+                    )
+                )
+        return received
+
+    async def delete(self, receipt: str) -> None:
+        await self._db.execute("DELETE FROM event_queue WHERE id = ? AND receipt = ?", (_message_id(receipt), receipt))
+
+    async def extend_visibility(self, receipt: str, seconds: float) -> None:
+        await self._db.execute(
+            "UPDATE event_queue SET visible_at = ? WHERE id = ? AND receipt = ?",
+            (time.time() + seconds, _message_id(receipt), receipt),
+        )
+
+    async def pending_count(self) -> int:
+        row = await self._db.fetch_one("SELECT COUNT(*) AS n FROM event_queue")
+        return int(row["n"]) if row else 0
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        rows = await self._db.fetch_all("SELECT * FROM event_dead_letters ORDER BY id")
+        return [
+            DeadLetter(id=r["id"], body=r["body"], receive_count=r["receive_count"], dead_at=r["dead_at"]) for r in rows
+        ]
+
+
+def _message_id(receipt: str) -> int:
+    head, _, _ = receipt.partition(":")
+    try:
+        return int(head)
+    except ValueError:
+        return -1

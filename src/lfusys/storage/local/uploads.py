@@ -1,0 +1,238 @@
+"""SQLite adapter for upload sessions and their chunk sets."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import aiosqlite
+
+from lfusys.storage.local.database import Database, db_time, from_db_time
+from lfusys.storage.ports import StoredChunk, UploadSession, UploadStatus
+
+_ACCEPTING = (UploadStatus.PENDING.value, UploadStatus.IN_PROGRESS.value)
+_UNFINISHED = (*_ACCEPTING, UploadStatus.FINALIZING.value)
+
+
+def _session(row: sqlite3.Row) -> UploadSession:
+    lease = row["lease_expires_at"]
+    return UploadSession(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        file_name=row["file_name"],
+        file_type=row["file_type"],
+        file_size=row["file_size"],
+        chunk_size=row["chunk_size"],
+        total_chunks=row["total_chunks"],
+        status=UploadStatus(row["status"]),
+        created_at=from_db_time(row["created_at"]),
+        updated_at=from_db_time(row["updated_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+        stored_chunks=row["stored_chunks"],
+        recorded_chunks=row["recorded_chunks"],
+        file_id=row["file_id"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=from_db_time(lease) if lease else None,
+    )
+
+
+async def _fetch_session(connection: aiosqlite.Connection, upload_id: str) -> UploadSession | None:
+    async with connection.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)) as cursor:
+        row = await cursor.fetchone()
+    return _session(row) if row else None
+
+
+async def _fetch_chunk(connection: aiosqlite.Connection, upload_id: str, n: int) -> sqlite3.Row | None:
+    async with connection.execute(
+        "SELECT sha256, recorded_at FROM upload_chunks WHERE upload_id = ? AND n = ?", (upload_id, n)
+    ) as cursor:
+        row: sqlite3.Row | None = await cursor.fetchone()
+        return row
+
+
+class SqliteUploadStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, session: UploadSession) -> None:
+        await self._db.execute(
+            "INSERT INTO uploads (id, owner_id, file_name, file_type, file_size, chunk_size, total_chunks,"
+            " status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session.id,
+                session.owner_id,
+                session.file_name,
+                session.file_type,
+                session.file_size,
+                session.chunk_size,
+                session.total_chunks,
+                session.status.value,
+                db_time(session.created_at),
+                db_time(session.updated_at),
+                db_time(session.expires_at),
+            ),
+        )
+
+    async def get(self, upload_id: str) -> UploadSession | None:
+        row = await self._db.fetch_one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
+        return _session(row) if row else None
+
+    async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?) ORDER BY created_at DESC",
+            (owner_id, *_UNFINISHED),
+        )
+        return [_session(row) for row in rows]
+
+    async def reserved_bytes(self, owner_id: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COALESCE(SUM(file_size), 0) AS total FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?)",
+            (owner_id, *_UNFINISHED),
+        )
+        return int(row["total"]) if row else 0
+
+    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
+        async with self._db.transaction() as connection:
+            existing = await _fetch_chunk(connection, upload_id, n)
+            if existing is None:
+                await connection.execute(
+                    "INSERT INTO upload_chunks (upload_id, n, sha256) VALUES (?, ?, ?)",
+                    (upload_id, n, sha256),
+                )
+                await connection.execute(
+                    "UPDATE uploads SET stored_chunks = stored_chunks + 1, updated_at = ? WHERE id = ?",
+                    (db_time(now), upload_id),
+                )
+            elif existing["sha256"] is None:
+                await connection.execute(
+                    "UPDATE upload_chunks SET sha256 = ? WHERE upload_id = ? AND n = ?",
+                    (sha256, upload_id, n),
+                )
+
+    async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
+        async with self._db.transaction() as connection:
+            session = await _fetch_session(connection, upload_id)
+            if session is None or not session.status.accepts_chunks or not 1 <= n <= session.total_chunks:
+                return session
+            existing = await _fetch_chunk(connection, upload_id, n)
+            if existing is not None and existing["recorded_at"] is not None:
+                return session
+            if existing is None:
+                await connection.execute(
+                    "INSERT INTO upload_chunks (upload_id, n, recorded_at) VALUES (?, ?, ?)",
+                    (upload_id, n, db_time(now)),
+                )
+            else:
+                await connection.execute(
+                    "UPDATE upload_chunks SET recorded_at = ? WHERE upload_id = ? AND n = ?",
+                    (db_time(now), upload_id, n),
+                )
+            await connection.execute(
+                "UPDATE uploads SET recorded_chunks = recorded_chunks + 1, stored_chunks = stored_chunks + ?,"
+                " status = ?, updated_at = ? WHERE id = ?",
+                (int(existing is None), UploadStatus.IN_PROGRESS.value, db_time(now), upload_id),
+            )
+            return await _fetch_session(connection, upload_id)
+
+    async def list_chunks(self, upload_id: str) -> list[StoredChunk]:
+        rows = await self._db.fetch_all(
+            "SELECT n, sha256, recorded_at FROM upload_chunks WHERE upload_id = ? ORDER BY n", (upload_id,)
+        )
+        return [StoredChunk(n=r["n"], sha256=r["sha256"], recorded=r["recorded_at"] is not None) for r in rows]
+
+    async def claim_finalize(
+        self, upload_id: str, worker: str, now: datetime, lease_until: datetime
+    ) -> UploadSession | None:
+        async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE uploads SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?"
+                " WHERE id = ? AND ((status = ? AND recorded_chunks = total_chunks)"
+                " OR (status = ? AND lease_expires_at < ?))",
+                (
+                    UploadStatus.FINALIZING.value,
+                    worker,
+                    db_time(lease_until),
+                    db_time(now),
+                    upload_id,
+                    UploadStatus.IN_PROGRESS.value,
+                    UploadStatus.FINALIZING.value,
+                    db_time(now),
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return await _fetch_session(connection, upload_id)
+
+    async def renew_lease(self, upload_id: str, worker: str, lease_until: datetime) -> bool:
+        changed = await self._db.execute(
+            "UPDATE uploads SET lease_expires_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+            (db_time(lease_until), upload_id, UploadStatus.FINALIZING.value, worker),
+        )
+        return changed == 1
+
+    async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
+        changed = await self._db.execute(
+            "UPDATE uploads SET status = ?, file_id = ?, lease_owner = NULL, lease_expires_at = NULL,"
+            " updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+            (
+                UploadStatus.COMPLETED.value,
+                file_id,
+                db_time(now),
+                upload_id,
+                UploadStatus.FINALIZING.value,
+                worker,
+            ),
+        )
+        return changed == 1
+
+    async def cancel(self, upload_id: str, now: datetime) -> UploadSession | None:
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                "UPDATE uploads SET status = ?, updated_at = ? WHERE id = ? AND status IN (?, ?)",
+                (UploadStatus.CANCELLED.value, db_time(now), upload_id, *_ACCEPTING),
+            )
+            return await _fetch_session(connection, upload_id)
+
+    async def expire_due(self, now: datetime) -> list[str]:
+        async with self._db.transaction() as connection:
+            async with connection.execute(
+                "SELECT id FROM uploads WHERE status IN (?, ?) AND expires_at < ?",
+                (*_ACCEPTING, db_time(now)),
+            ) as cursor:
+                ids = [row["id"] for row in await cursor.fetchall()]
+            await connection.executemany(
+                "UPDATE uploads SET status = ?, updated_at = ? WHERE id = ?",
+                [(UploadStatus.EXPIRED.value, db_time(now), upload_id) for upload_id in ids],
+            )
+            return ids
+
+    async def needing_cleanup(self, limit: int) -> list[UploadSession]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM uploads WHERE status NOT IN (?, ?, ?) AND cleaned_at IS NULL LIMIT ?",
+            (*_UNFINISHED, limit),
+        )
+        return [_session(row) for row in rows]
+
+    async def mark_cleaned(self, upload_id: str, now: datetime) -> None:
+        await self._db.execute("UPDATE uploads SET cleaned_at = ? WHERE id = ?", (db_time(now), upload_id))
+
+    async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
+        async with self._db.transaction() as connection:
+            async with connection.execute(
+                "SELECT * FROM uploads WHERE (status = ? AND updated_at < ?) OR (status = ? AND lease_expires_at < ?)"
+                " LIMIT ?",
+                (
+                    UploadStatus.IN_PROGRESS.value,
+                    db_time(idle_since),
+                    UploadStatus.FINALIZING.value,
+                    db_time(now),
+                    limit,
+                ),
+            ) as cursor:
+                sessions = [_session(row) for row in await cursor.fetchall()]
+            # Touch idle sessions so the next sweep does not look at the same ones again at once.
+            await connection.executemany(
+                "UPDATE uploads SET updated_at = ? WHERE id = ? AND status = ?",
+                [(db_time(now), s.id, UploadStatus.IN_PROGRESS.value) for s in sessions],
+            )
+            return sessions
