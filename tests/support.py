@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -134,3 +137,68 @@ class LiveServer:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+# --- uploads ---------------------------------------------------------------------------------
+
+SMALL_CHUNKS: dict[str, Any] = {"min_chunk_size": 1024, "default_chunk_size": 4096}
+"""Settings that make multi-chunk uploads out of a few KiB (with make_settings / app_factory)."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def chunks_of(data: bytes, chunk_size: int) -> list[bytes]:
+    return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+
+async def start_upload(
+    client: httpx.AsyncClient,
+    size: int,
+    *,
+    name: str = "data.bin",
+    file_type: str = "application/octet-stream",
+    chunk_size: int | None = None,
+) -> httpx.Response:
+    body: dict[str, Any] = {"file_name": name, "file_type": file_type, "file_size": size}
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    return await client.post(f"{API}/uploads", json=body, headers=await csrf_headers(client))
+
+
+async def put_chunk(
+    client: httpx.AsyncClient, upload_id: str, n: int, data: bytes, sha256: str | None = None
+) -> httpx.Response:
+    headers = {**await csrf_headers(client), "x-chunk-hash": sha256 or sha256_hex(data)}
+    return await client.put(f"{API}/uploads/{upload_id}/chunks/{n}", content=data, headers=headers)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, upload_id: str, status: str = "completed", within: float = 10.0
+) -> dict[str, Any]:
+    """Poll ``GET /uploads/{id}`` until it reports ``status``; fail with the last state if it does not."""
+    deadline = time.monotonic() + within
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = (await client.get(f"{API}/uploads/{upload_id}")).json()
+        if state.get("status") == status:
+            return state
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"upload {upload_id} did not reach {status!r}: {state}")
+
+
+async def upload_file(client: httpx.AsyncClient, data: bytes, name: str = "data.bin") -> dict[str, Any]:
+    """Upload ``data`` in order and wait until it is completed; return the final upload state."""
+    created = (await start_upload(client, len(data), name=name)).json()
+    for n, chunk in enumerate(chunks_of(data, created["chunk_size"]), start=1):
+        response = await put_chunk(client, created["upload_id"], n, chunk)
+        assert response.status_code == 200, response.text
+    return await wait_for_status(client, created["upload_id"])
+
+
+async def download(client: httpx.AsyncClient, file_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """Fetch a file's bytes through its signed link (path and query only, so any base URL works)."""
+    link = (await client.get(f"{API}/files/{file_id}/download")).json()
+    parts = urlsplit(link["url"])
+    return await client.get(f"{parts.path}?{parts.query}", headers=headers or {})

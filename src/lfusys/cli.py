@@ -1,18 +1,23 @@
-"""``lfusys``: serve | migrate | --version."""
+"""``lfusys``: serve | worker | migrate | --version."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
+import structlog
 import uvicorn
 
 from lfusys import __version__
+from lfusys.app import background_work, open_services
 from lfusys.keys import load_or_create_keys
 from lfusys.observability.logging import configure_logging
 from lfusys.settings import Settings, SettingsError, load_settings
 from lfusys.storage.local import Database, apply_migrations
+
+log = structlog.get_logger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default: LFUSYS_PORT)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
 
+    commands.add_parser("worker", help="run only the event worker and janitor (no web server)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     return parser
 
@@ -56,6 +62,18 @@ async def _migrate(settings: Settings) -> list[str]:
         await database.close()
 
 
+async def _work(settings: Settings) -> None:
+    """Run the background work until SIGINT or SIGTERM, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_services(settings, load_or_create_keys(settings)) as services, background_work(services):
+        log.info("worker started")
+        await stop.wait()
+    log.info("worker stopped")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -66,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "worker":
+        asyncio.run(_work(settings))
+        return 0
     applied = asyncio.run(_migrate(settings))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
