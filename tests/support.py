@@ -202,3 +202,27 @@ async def download(client: httpx.AsyncClient, file_id: str, headers: dict[str, s
     link = (await client.get(f"{API}/files/{file_id}/download")).json()
     parts = urlsplit(link["url"])
     return await client.get(f"{parts.path}?{parts.query}", headers=headers or {})
+
+
+class WorkerProcess:
+    """``lfusys worker`` in a child process, stopped by its PID."""
+
+    def __init__(self, data_dir: Path, log_path: Path, **variables: str) -> None:
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*lfusys_command(), "worker"],
+                env=subprocess_env(data_dir, **variables),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
