@@ -6,7 +6,7 @@ import re
 
 from lfusys.storage.ports import ByteRange
 
-_SINGLE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SINGLE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
 
 
 class RangeNotSatisfiable(ValueError):
@@ -16,13 +16,17 @@ class RangeNotSatisfiable(ValueError):
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The one range asked for, clipped to the file; ``None`` means send the whole file.
 
-    Several ranges at once are answered with the whole file (allowed by the RFC); a malformed or
-    unsatisfiable range raises :class:`RangeNotSatisfiable`.
+    A unit other than ``bytes`` is ignored and several ranges at once are answered with the whole
+    file (both as RFC 9110 allows); a malformed or unsatisfiable byte range raises
+    :class:`RangeNotSatisfiable`.
     """
     if header is None:
         return None
     value = header.strip().replace(" ", "")
-    if value.startswith("bytes=") and "," in value:
+    unit, equals, ranges = value.partition("=")
+    if not equals:
+        raise RangeNotSatisfiable(f"malformed range {header!r}")
+    if unit.lower() != "bytes" or "," in ranges:
         return None
     match = _SINGLE.match(value)
     if match is None:

@@ -73,6 +73,7 @@ def plan_chunks(file_size: int, proposed: int | None, settings: Settings) -> Chu
     else:
         chunk_size = settings.default_chunk_size
         if math.ceil(file_size / chunk_size) > MAX_CHUNKS:
-            chunk_size = math.ceil(file_size / MAX_CHUNKS / MiB) * MiB
+            # Settings guarantee max_chunk_size * MAX_CHUNKS >= max_file_size, so the cap still fits.
+            chunk_size = min(math.ceil(file_size / MAX_CHUNKS / MiB) * MiB, settings.max_chunk_size)
     chunk_size = min(chunk_size, file_size)
     return ChunkPlan(chunk_size=chunk_size, total_chunks=math.ceil(file_size / chunk_size))

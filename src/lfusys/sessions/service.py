@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import msgspec
 import structlog
 
 from lfusys.errors import Conflict, Gone, NotFound
@@ -59,10 +60,15 @@ class UploadSessions:
         return session
 
     async def get(self, owner: User, upload_id: str) -> UploadSession:
-        """The owner's session; someone else's is reported as unknown."""
+        """The owner's session; someone else's is reported as unknown.
+
+        A session past its expiry reads as ``expired`` even before the janitor has marked it.
+        """
         session = await self._uploads.get(upload_id)
         if session is None or session.owner_id != owner.id:
             raise NotFound("upload not found")
+        if session.status.accepts_chunks and session.expires_at <= self._clock():
+            return msgspec.structs.replace(session, status=UploadStatus.EXPIRED)
         return session
 
     async def list_unfinished(self, owner: User) -> list[UploadSession]:
