@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
 from lfusys.settings import Settings, load_settings
+from lfusys.storage.local.database import db_time
 
 BASE_URL = "http://127.0.0.1:8000"
 API = "/api/v1"
@@ -63,6 +69,17 @@ async def signed_in(client: httpx.AsyncClient, email: str = "ada@example.com") -
     assert response.status_code == 200, response.text
     user: dict[str, Any] = response.json()
     return user
+
+
+async def another_user(client: AsyncTestClient[Litestar], email: str = "eve@example.com") -> AsyncTestClient[Litestar]:
+    """Another signed-in user of the app ``client`` runs, with a cookie jar of their own.
+
+    It shares ``client``'s event loop thread and lifespan (a second lifespan would open a second backend).
+    """
+    other = AsyncTestClient(client.app, base_url=BASE_URL)
+    other.blocking_portal = client.blocking_portal
+    await signed_in(other, email)
+    return other
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:
@@ -139,6 +156,11 @@ class LiveServer:
         return self.process.returncode
 
 
+def live_blob_root(server: LiveServer) -> Path:
+    """The blob store of a :class:`LiveServer` whose data directory sits next to its log, as ``data``."""
+    return server.log_path.parent / "data" / "blobs"
+
+
 # --- uploads ---------------------------------------------------------------------------------
 
 SMALL_CHUNKS: dict[str, Any] = {"min_chunk_size": 1024, "default_chunk_size": 4096}
@@ -151,6 +173,22 @@ def sha256_hex(data: bytes) -> str:
 
 def chunks_of(data: bytes, chunk_size: int) -> list[bytes]:
     return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+
+def update_upload(database: Path, upload_id: str, **columns: str) -> None:
+    """Change a session row behind the app's back (what time or another worker would do)."""
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection, connection:
+        changed = connection.execute(
+            f"UPDATE uploads SET {assignments} WHERE id = ?",  # noqa: S608 - column names are the test's own
+            (*columns.values(), upload_id),
+        ).rowcount
+    assert changed == 1
+
+
+def an_hour_ago() -> str:
+    """A database timestamp one hour in the past (an expiry that has passed)."""
+    return db_time(datetime.now(UTC) - timedelta(hours=1))
 
 
 async def start_upload(
