@@ -1,9 +1,10 @@
 """The ceiling: the least a server must do to accept one checked chunk, for comparison with LFUSYS.
 
 ``PUT /chunks/{n}`` with header ``X-Chunk-Hash`` streams the body into a temporary file while hashing
-it, answers 422 if the SHA-256 differs from the header, otherwise fsyncs the file, renames it to
-``chunk_{n}`` and answers 200. There is no authentication, database, session or event queue: whatever
-the real server is slower by is the price of those.
+it, answers 422 if the SHA-256 differs from the header, otherwise fsyncs the file (dropping its pages
+from the page cache, like the real server), renames it to ``chunk_{n}`` and answers 200. There is no
+authentication, database, session or event queue: whatever the real server is slower by is the price
+of those.
 
 To be a fair ceiling it uses the same technique as ``lfusys.storage.local.blobs`` (deliberately not
 imported, so this stays a baseline): received pieces are gathered into ~1 MiB blocks, and each block is
@@ -56,6 +57,12 @@ class _BlockWriter:
             await in_flight
 
 
+def _make_durable(fd: int) -> None:
+    """fsync, then drop the written pages from the page cache, as the real server does."""
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 async def _receive(request: Request[Any, Any, Any], writer: _BlockWriter) -> None:
     """Gather the body's pieces into ~1 MiB blocks and hand each to the writer."""
     pending: list[bytes] = []
@@ -86,7 +93,7 @@ def create_app(directory: Path) -> Litestar:
             await _receive(request, writer)
             if writer.digest.hexdigest() != expected:
                 raise HTTPException(status_code=422, detail=f"chunk {n} does not match X-Chunk-Hash")
-            await anyio.to_thread.run_sync(os.fsync, fd)
+            await anyio.to_thread.run_sync(_make_durable, fd)
             await anyio.to_thread.run_sync(os.replace, temporary, final)
         except BaseException:
             with contextlib.suppress(Exception):  # a block may still be in flight
