@@ -115,6 +115,18 @@ def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> int:
+    """SIGTERM (by PID), wait up to ``grace`` seconds for a graceful exit, then kill; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class LiveServer:
     """``lfusys serve`` in a child process on a free loopback port, stopped by its PID."""
 
@@ -145,15 +157,9 @@ class LiveServer:
         raise RuntimeError("server did not become live in time")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        returncode = stop_process(self.process)
         self._log.close()
-        return self.process.returncode
+        return returncode
 
 
 def live_blob_root(server: LiveServer) -> Path:
@@ -256,11 +262,4 @@ class WorkerProcess:
             )
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)

@@ -22,10 +22,11 @@ from lfusys.auth.cookies import CookiePolicy
 from lfusys.auth.middleware import CookieAuthenticationMiddleware
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.routes import AuthController
-from lfusys.auth.service import AuthService, utc_now
+from lfusys.auth.service import AuthService
 from lfusys.auth.tokens import TokenCodec
 from lfusys.chunks.routes import ChunksController
 from lfusys.chunks.service import ChunkIngress
+from lfusys.clock import utc_now
 from lfusys.errors import EXCEPTION_HANDLERS
 from lfusys.files.routes import FileContentController, FilesController
 from lfusys.files.service import FileLibrary

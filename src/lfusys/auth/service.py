@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -14,19 +13,14 @@ from email_validator import EmailNotValidError, validate_email
 
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
+from lfusys.clock import Clock, utc_now
 from lfusys.errors import Conflict, InvalidInput, NotAuthenticated
 from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, TokenStore, User, UserStore
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
-
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _LOGIN_FAILED = "invalid email or password"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def normalise_email(email: str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator
 
 import msgspec
 import structlog
 
+from lfusys.clock import Clock
 from lfusys.errors import ChecksumMismatch, Conflict, InvalidInput, TooLarge
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
 from lfusys.storage.ports import (
@@ -49,9 +49,7 @@ def parse_content_length(header: str | None) -> int | None:
 
 
 class ChunkIngress:
-    def __init__(
-        self, *, sessions: UploadSessions, uploads: UploadStore, blobs: BlobStore, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, *, sessions: UploadSessions, uploads: UploadStore, blobs: BlobStore, clock: Clock) -> None:
         self._sessions = sessions
         self._uploads = uploads
         self._blobs = blobs

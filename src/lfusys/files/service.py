@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import msgspec
 import structlog
 
+from lfusys.clock import Clock
 from lfusys.errors import Forbidden, InvalidInput, NotFound
 from lfusys.files.signing import DownloadSigner
 from lfusys.storage.ports import BlobStore, ByteRange, FilePage, FileRecord, FileStore, User
@@ -38,7 +39,7 @@ class FileLibrary:
         signer: DownloadSigner,
         public_url: str,
         link_ttl: timedelta,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._files = files
         self._blobs = blobs

@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 
+from lfusys.clock import Clock
 from lfusys.sessions.events import ChunkStored
 from lfusys.storage.ports import BlobStore, FileRecord, FileStore, UploadSession, UploadStore
 
@@ -46,7 +47,7 @@ class Finalizer:
         blobs: BlobStore,
         worker_id: str,
         lease: timedelta,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._uploads = uploads
         self._files = files

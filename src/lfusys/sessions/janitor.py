@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import msgspec
 import structlog
 
+from lfusys.clock import Clock
 from lfusys.sessions.events import ChunkStored
 from lfusys.sessions.finalizer import Finalizer
 from lfusys.storage.ports import BlobStore, UploadStatus, UploadStore
@@ -41,7 +41,7 @@ class Janitor:
         finalizer: Finalizer,
         interval: timedelta,
         stalled_after: timedelta,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._uploads = uploads
         self._blobs = blobs

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
 import structlog
 
+from lfusys.clock import Clock
 from lfusys.errors import Conflict, Gone, NotFound
 from lfusys.sessions.policy import (
     check_file_size,
@@ -22,8 +22,6 @@ from lfusys.settings import Settings
 from lfusys.storage.ports import FileStore, StoredChunk, UploadSession, UploadStatus, UploadStore, User
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 class UploadSessions:
