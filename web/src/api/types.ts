@@ -1,0 +1,88 @@
+// JSON shapes of the LFUSYS HTTP API (/api/v1), as the server sends them.
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  providers: string[];
+}
+
+export interface ProviderList {
+  providers: string[];
+}
+
+export interface UploadCreated {
+  upload_id: string;
+  chunk_size: number;
+  total_chunks: number;
+  expires_at: string;
+}
+
+export type UploadStatus =
+  | "pending"
+  | "in_progress"
+  | "finalizing"
+  | "completed"
+  | "cancelled"
+  | "expired"
+  | "failed";
+
+export interface UploadView {
+  upload_id: string;
+  file_name: string;
+  file_type: string;
+  file_size: number;
+  status: UploadStatus;
+  /** Percentage of chunks stored, 0 to 100. */
+  progress: number;
+  uploaded_chunks: number;
+  total_chunks: number;
+  chunk_size: number;
+  created_at: string;
+  expires_at: string;
+  file_id: string | null;
+}
+
+export interface UploadList {
+  uploads: UploadView[];
+}
+
+export interface ChunkList {
+  /** Numbers of the chunks already stored (1-based), ascending. */
+  chunks: number[];
+  /** SHA-256 (lower-case hex) of stored chunks, keyed by chunk number as a string. */
+  hashes: Record<string, string>;
+}
+
+export interface ChunkReceipt {
+  n: number;
+  size: number;
+  sha256: string;
+  already_stored: boolean;
+}
+
+export interface FileView {
+  id: string;
+  name: string;
+  type: string;
+  size: number;
+  checksum: string;
+  created_at: string;
+}
+
+export interface FileList {
+  files: FileView[];
+  next_cursor: string | null;
+}
+
+export interface DownloadLink {
+  url: string;
+  file_name: string;
+  file_type: string;
+  expires_in_seconds: number;
+}
+
+/** Every error response: `{"error": "<message>"}` with the HTTP status. */
+export interface ErrorBody {
+  error: string;
+}
