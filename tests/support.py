@@ -35,7 +35,14 @@ FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings isolated from the real environment, with a private data directory."""
-    values: dict[str, Any] = {"data_dir": data_dir, "log_format": "json", **FAST_ARGON2, **overrides}
+    # No web app unless a test brings one: the API behaves the same whether or not web/dist is built.
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "log_format": "json",
+        "web_dir": data_dir / "no-web-app",
+        **FAST_ARGON2,
+        **overrides,
+    }
     return load_settings({}, **values)
 
 
@@ -106,6 +113,7 @@ def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_")}
     env.update(
         LFUSYS_DATA_DIR=str(data_dir),
+        LFUSYS_WEB_DIR=str(data_dir / "no-web-app"),
         LFUSYS_LOG_FORMAT="json",
         LFUSYS_ARGON2_TIME_COST="1",
         LFUSYS_ARGON2_MEMORY_COST_KIB="1024",

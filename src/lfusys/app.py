@@ -9,9 +9,11 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import MutableScopeHeaders
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -46,6 +48,9 @@ from lfusys.settings import Settings, load_settings
 from lfusys.storage.local import Database, SqliteMetadataStore, apply_migrations
 from lfusys.storage.local.blobs import LocalBlobStore
 from lfusys.storage.local.queue import LocalEventQueue
+from lfusys.web import default_web_dir, web_routes
+
+log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 
@@ -166,6 +171,14 @@ def _security_headers(https: bool) -> BeforeMessageSendHookHandler:
     return add_security_headers
 
 
+def _web_app(settings: Settings) -> list[Router | HTTPRouteHandler]:
+    directory = settings.web_dir or default_web_dir()
+    if not (directory / "index.html").is_file():
+        log.warning("web app not built; serving the API only", web_dir=str(directory))
+        return []
+    return web_routes(directory)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application. Nothing is opened until the lifespan starts."""
     settings = settings or load_settings()
@@ -196,6 +209,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 ],
             ),
             HealthController,
+            *_web_app(settings),
         ],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(CookieAuthenticationMiddleware)],

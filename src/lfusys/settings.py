@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stalled_after: timedelta = timedelta(minutes=5)
     """An ``in_progress`` session idle this long is checked for lost events and finalized if full."""
     download_url_ttl: timedelta = timedelta(hours=1)
+    # Browser app
+    web_dir: Path | None = None
+    """The built web app (``npm run build`` output); unset means ``web/dist`` of this checkout."""
 
     @property
     def https(self) -> bool:
@@ -163,6 +166,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "download_url_ttl": parse_duration,
     "trusted_proxies": _parse_list,
     "data_dir": Path,
+    "web_dir": Path,
 }
 
 

@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from lfusys.auth.middleware import provide_current_user, requires_user
-from lfusys.auth.schemas import LoginRequest, RegisterRequest, UserOut
+from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
 from lfusys.errors import NotAuthenticated, error_response
 from lfusys.http import requires_json_body
@@ -68,6 +68,11 @@ class AuthController(Controller):
             refresh_token=request.cookies.get(services.cookies.refresh_name),
         )
         return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=services.cookies.cleared_cookies())
+
+    @get("/providers", operation_id="providers")
+    async def providers(self) -> ProviderList:
+        """The OAuth providers this server offers for sign-in (none are configured yet)."""
+        return ProviderList(providers=[])
 
     @get(
         "/me",

@@ -32,3 +32,7 @@ class UserOut(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(id=user.id, email=user.email, name=user.name, providers=list(user.providers))
+
+
+class ProviderList(msgspec.Struct, frozen=True, kw_only=True):
+    providers: list[str]

@@ -1,0 +1,66 @@
+"""The browser app: built assets from ``web/dist`` served by the same process.
+
+Hashed files under ``/assets`` are cached for a year; every other GET that is not an API route gets
+``index.html`` (uncached), so client-side routes such as ``/files`` survive a reload.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Router, get
+from litestar.datastructures import CacheControlHeader
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+
+from lfusys.errors import NotFound
+
+_NOT_APP_PATHS = ("api/", "health/", "schema")
+_YEAR = 365 * 24 * 3600
+_PUBLIC = {"exclude_from_auth": True}
+
+
+def default_web_dir() -> Path:
+    """``web/dist`` of a source checkout (where ``npm run build`` puts it)."""
+    return Path(__file__).resolve().parents[2] / "web" / "dist"
+
+
+def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
+    dist = dist.resolve()
+    assets = create_static_files_router(
+        path="/assets",
+        directories=[dist / "assets"],
+        cache_control=CacheControlHeader(max_age=_YEAR, public=True),
+        opt=_PUBLIC,
+        include_in_schema=False,
+    )
+
+    def page(path: str) -> File:
+        """A file from the build (e.g. favicon), or the app's ``index.html`` for a client-side route."""
+        relative = path.lstrip("/")
+        if relative.startswith(_NOT_APP_PATHS):
+            raise NotFound("not found")
+        if relative:
+            candidate = (dist / relative).resolve()
+            if candidate.is_relative_to(dist) and candidate.is_file():
+                return File(candidate)
+            if "." in relative.rsplit("/", 1)[-1]:
+                raise NotFound("not found")  # a missing file, not a page
+        return File(
+            dist / "index.html",
+            media_type="text/html; charset=utf-8",
+            content_disposition_type="inline",
+            headers={"cache-control": "no-cache"},
+        )
+
+    @get("/", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
+    def home() -> File:
+        return page("/")
+
+    @get("/{path:path}", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
+    def app_page(path: FromPath[str]) -> File:
+        return page(path)
+
+    return [assets, home, app_page]
