@@ -117,7 +117,6 @@ def build_services(settings: Settings, keys: ServerKeys, database: Database) -> 
             files=metadata.files,
             blobs=blobs,
             signer=DownloadSigner(keys.download_signing),
-            public_url=settings.public_url,
             link_ttl=settings.download_url_ttl,
             clock=clock,
         ),

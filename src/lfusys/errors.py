@@ -31,6 +31,10 @@ class InvalidInput(DomainError):
     status_code = 400
 
 
+class BodyInterrupted(InvalidInput):
+    """The client stopped sending the request body (the answer reaches nobody; it keeps logs calm)."""
+
+
 class NotAuthenticated(DomainError):
     status_code = 401
 

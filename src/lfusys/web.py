@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Router, get
+from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
@@ -37,7 +37,9 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
         include_in_schema=False,
     )
 
-    def page(path: str) -> File:
+    index_html = (dist / "index.html").read_bytes()
+
+    def page(path: str) -> Response[bytes] | File:
         """A file from the build (e.g. favicon), or the app's ``index.html`` for a client-side route."""
         relative = path.lstrip("/")
         if relative.startswith(_NOT_APP_PATHS):
@@ -48,19 +50,14 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
                 return File(candidate)
             if "." in relative.rsplit("/", 1)[-1]:
                 raise NotFound("not found")  # a missing file, not a page
-        return File(
-            dist / "index.html",
-            media_type="text/html; charset=utf-8",
-            content_disposition_type="inline",
-            headers={"cache-control": "no-cache"},
-        )
+        return Response(index_html, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
 
     @get("/", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
-    def home() -> File:
+    def home() -> Response[bytes] | File:
         return page("/")
 
     @get("/{path:path}", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
-    def app_page(path: FromPath[str]) -> File:
+    def app_page(path: FromPath[str]) -> Response[bytes] | File:
         return page(path)
 
     return [assets, home, app_page]

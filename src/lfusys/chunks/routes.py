@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import InternalServerException
 from litestar.params import FromPath
 
 from lfusys.auth import provide_current_user, requires_user
 from lfusys.chunks.service import ChunkIngress, ChunkReceipt, parse_chunk_hash, parse_content_length
+from lfusys.errors import BodyInterrupted
 from lfusys.http import requires_csrf_header
 from lfusys.services import services_from
 from lfusys.storage.ports import User
+
+
+async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    """The request body; a client that goes away mid-chunk (pause, cancel, lost network) is not a
+    server error, so it is reported as an interrupted body instead of a 500."""
+    try:
+        async for piece in request.stream():
+            yield piece
+    except InternalServerException:  # what Litestar raises on http.disconnect
+        raise BodyInterrupted("the connection closed before the whole chunk arrived") from None
 
 
 async def provide_ingress(state: State) -> ChunkIngress:
@@ -51,5 +64,5 @@ class ChunksController(Controller):
             n,
             sha256=parse_chunk_hash(request.headers.get("x-chunk-hash")),
             content_length=parse_content_length(request.headers.get("content-length")),
-            body=request.stream(),
+            body=_body(request),
         )

@@ -37,14 +37,12 @@ class FileLibrary:
         files: FileStore,
         blobs: BlobStore,
         signer: DownloadSigner,
-        public_url: str,
         link_ttl: timedelta,
         clock: Clock,
     ) -> None:
         self._files = files
         self._blobs = blobs
         self._signer = signer
-        self._public_url = public_url.rstrip("/")
         self._link_ttl = link_ttl
         self._clock = clock
 
@@ -66,7 +64,8 @@ class FileLibrary:
         expires = int(self._clock().timestamp()) + ttl
         query = urlencode({"expires": expires, "signature": self._signer.signature(record.id, expires)})
         return DownloadLink(
-            url=f"{self._public_url}{content_path}?{query}",
+            # Relative, so it works whatever host and port the client reached the server on.
+            url=f"{content_path}?{query}",
             file_name=record.name,
             file_type=record.type,
             expires_in_seconds=ttl,
