@@ -1,0 +1,101 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against a real ``lfusys serve`` with the built app.
+
+Screenshots go to ``test-artifacts/screenshots/`` (kept after the run, ignored by git).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from lfusys.web import default_web_dir
+from tests.support import LiveServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    dist = default_web_dir()
+    if not (dist / "index.html").is_file():
+        pytest.fail("the web app is not built: run ./scripts/bootstrap (or `npm run build` in web/)")
+    return dist
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, web_dist: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path / "data", tmp_path / "server.log", LFUSYS_WEB_DIR=str(web_dist))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def context(browser: Browser, server: LiveServer) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 800})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def api_sign_up(context: BrowserContext, email: str, name: str = "Ada") -> dict[str, Any]:
+    """Register and sign in through the API with the context's cookie jar (faster than the form)."""
+    context.request.get("/api/v1/auth/me")
+    csrf = next(c["value"] for c in context.cookies() if c["name"] == "lfusys_csrf")
+    headers = {"x-csrf-token": csrf, "content-type": "application/json"}
+    body = {"name": name, "email": email, "password": PASSWORD}
+    assert context.request.post("/api/v1/auth/register", data=json.dumps(body), headers=headers).status == 201
+    login = {"email": email, "password": PASSWORD}
+    response = context.request.post("/api/v1/auth/login", data=json.dumps(login), headers=headers)
+    assert response.status == 200
+    user: dict[str, Any] = response.json()
+    return user
+
+
+def csrf_header(context: BrowserContext) -> dict[str, str]:
+    return {"x-csrf-token": next(c["value"] for c in context.cookies() if c["name"] == "lfusys_csrf")}

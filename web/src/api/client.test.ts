@@ -1,0 +1,87 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+vi.mock("./csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
+
+const { ApiError, listFiles, login, me, onSessionEnded, register } = await import("./client");
+
+type Call = { url: string; init: RequestInit };
+
+function json(status: number, body?: unknown): Response {
+  return new Response(body === undefined ? null : JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
+describe("api client", () => {
+  let calls: Call[];
+  let answers: ((call: Call) => Response | Promise<Response>)[];
+
+  beforeEach(() => {
+    calls = [];
+    answers = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
+      const call = { url, init };
+      calls.push(call);
+      const answer = answers.shift();
+      if (!answer) throw new Error(`unexpected fetch ${url}`);
+      return answer(call);
+    });
+  });
+
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("sends CSRF and JSON on writes, not on reads", async () => {
+    answers.push(() => json(201, { id: "u1", email: "a@b.c", name: "A", providers: [] }));
+    answers.push(() => json(200, { files: [], next_cursor: null }));
+    await register({ name: "A", email: "a@b.c", password: "12345678" });
+    await listFiles({ limit: 20, cursor: "abc" });
+    const [write, read] = calls;
+    expect(write!.url).toBe("/api/v1/auth/register");
+    expect(write!.init.headers).toMatchObject({ "X-CSRF-Token": "token", "Content-Type": "application/json" });
+    expect(write!.init.credentials).toBe("same-origin");
+    expect(read!.url).toBe("/api/v1/files?limit=20&cursor=abc");
+    expect(read!.init.headers).not.toHaveProperty("X-CSRF-Token");
+  });
+
+  it("turns error bodies into ApiError, with a fallback per status", async () => {
+    answers.push(() => json(409, { error: "an account with this email already exists" }));
+    await expect(register({ name: "A", email: "a@b.c", password: "12345678" })).rejects.toMatchObject({
+      status: 409,
+      message: "an account with this email already exists",
+    });
+    answers.push(() => new Response("<html>bad gateway</html>", { status: 502 }));
+    await expect(me()).rejects.toMatchObject({ status: 502, message: "The server is not answering" });
+    answers.push(() => Promise.reject(new TypeError("Failed to fetch")));
+    const error = await me().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 0, message: "Cannot reach the server" });
+  });
+
+  it("does not refresh for a failed login", async () => {
+    answers.push(() => json(401, { error: "invalid email or password" }));
+    await expect(login({ email: "a@b.c", password: "12345678" })).rejects.toMatchObject({ status: 401 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it("refreshes once for concurrent 401s and replays", async () => {
+    answers.push(() => json(401, { error: "expired" }));
+    answers.push(() => json(401, { error: "expired" }));
+    answers.push(() => json(200, { id: "u1" })); // the one refresh
+    answers.push(() => json(200, { files: [], next_cursor: null }));
+    answers.push(() => json(200, { files: [], next_cursor: null }));
+    await Promise.all([listFiles(), listFiles()]);
+    expect(calls.filter((c) => c.url === "/api/v1/auth/refresh")).toHaveLength(1);
+    expect(calls).toHaveLength(5);
+  });
+
+  it("reports a refused refresh as the end of the session", async () => {
+    const ended = vi.fn();
+    const stop = onSessionEnded(ended);
+    answers.push(() => json(401, { error: "expired" }));
+    answers.push(() => json(401, { error: "session ended; sign in again" }));
+    await expect(me()).rejects.toMatchObject({ status: 401 });
+    expect(ended).toHaveBeenCalledTimes(1);
+    stop();
+  });
+});
