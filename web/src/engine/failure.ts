@@ -37,7 +37,9 @@ export interface FailureReason {
 
 export function describeFailure(error: unknown): FailureReason {
   if (error instanceof UploadFailure) return { message: error.message, canRetry: error.canRetry };
-  if (error instanceof SessionEndedError) return { message: error.message, canRetry: true };
+  if (error instanceof SessionEndedError || (error instanceof HttpError && error.status === 401)) {
+    return { message: new SessionEndedError().message, canRetry: true };
+  }
   if (error instanceof AttemptsExhaustedError) return { message: exhausted(error.lastError), canRetry: true };
   if (error instanceof HttpError) return { message: refusal(error), canRetry: false };
   if (error instanceof NetworkError) return { message: "The connection to the server failed", canRetry: true };
@@ -59,8 +61,6 @@ function exhausted(lastError: unknown): string {
 function refusal(error: HttpError): string {
   const detail = error.message;
   switch (error.status) {
-    case 401:
-      return new SessionEndedError().message;
     case 400:
       return `The server rejected the upload: ${detail}`;
     case 403:

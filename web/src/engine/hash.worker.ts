@@ -9,7 +9,8 @@ async function answer({ id, blob }: HashRequest): Promise<void> {
   try {
     reply = { id, sha256: await sha256Hex(blob) };
   } catch (error) {
-    reply = { id, error: error instanceof Error ? error.message : String(error) };
+    const { name, message } = error instanceof Error ? error : { name: "Error", message: String(error) };
+    reply = { id, error: message, name };
   }
   postMessage(reply);
 }

@@ -8,7 +8,8 @@ export interface HashRequest {
   blob: Blob;
 }
 
-export type HashReply = { id: number; sha256: string } | { id: number; error: string };
+/** A hash, or why the Blob could not be hashed (`name` keeps e.g. NotReadableError for the engine). */
+export type HashReply = { id: number; sha256: string } | { id: number; error: string; name: string };
 
 interface Pending {
   resolve: (sha256: string) => void;
@@ -69,7 +70,8 @@ export class WorkerHasher implements Hasher {
       event.preventDefault();
       this.pool.splice(this.pool.indexOf(member), 1);
       member.worker.terminate();
-      failAll(member, new Error(`the hashing worker failed: ${event.message}`));
+      // A script that failed to load fires a plain Event, without a message.
+      failAll(member, new Error(`the hashing worker failed: ${event.message || "it could not be started"}`));
     };
     this.pool.push(member);
     return member;
@@ -80,7 +82,7 @@ function settle(member: PoolMember, reply: HashReply): void {
   const pending = member.pending.get(reply.id);
   if (pending === undefined) return;
   member.pending.delete(reply.id);
-  if ("error" in reply) pending.reject(new Error(`hashing failed: ${reply.error}`));
+  if ("error" in reply) pending.reject(new DOMException(`hashing failed: ${reply.error}`, reply.name));
   else pending.resolve(reply.sha256);
 }
 

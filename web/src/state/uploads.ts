@@ -2,6 +2,7 @@
 // React reads its snapshots through useSyncExternalStore (see useUploads).
 
 import { useSyncExternalStore } from "react";
+import { refreshSession } from "../api/client";
 import { createUploadEngine, type UploadEngine, type UploadSnapshot, type UploadView } from "../engine";
 
 let engine: UploadEngine | null = null;
@@ -33,7 +34,8 @@ function setSnapshots(next: readonly UploadSnapshot[]): void {
 
 export function getEngine(): UploadEngine {
   if (!engine) {
-    const created = createUploadEngine();
+    // One refresh for the whole page: the engine must not race the app's own (see api/client.ts).
+    const created = createUploadEngine({ refreshSession });
     engine = created;
     // Copy: the store must hand React a new array only when something changed.
     detach = created.subscribe((next) => setSnapshots([...next]));

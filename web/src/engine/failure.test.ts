@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { AttemptsExhaustedError, describeFailure, SessionEndedError, UploadFailure } from "./failure";
+import { HttpError, NetworkError } from "./types";
+
+describe("describeFailure", () => {
+  it("says a file that can no longer be read must be picked again, and offers no retry", () => {
+    const reason = describeFailure(new DOMException("hashing failed: gone", "NotReadableError"));
+    expect(reason).toEqual({ message: expect.stringMatching(/can no longer be read/), canRetry: false });
+  });
+
+  it("tells apart a server that kept failing from a connection that kept failing", () => {
+    expect(describeFailure(new AttemptsExhaustedError(new HttpError(503, "storage down"), 8))).toEqual({
+      message: "The server kept failing (503: storage down); try again later",
+      canRetry: true,
+    });
+    expect(describeFailure(new AttemptsExhaustedError(new NetworkError(), 8)).message).toMatch(/connection kept failing/);
+  });
+
+  it("asks to sign in again for an ended session, however it surfaced", () => {
+    for (const error of [new SessionEndedError(), new HttpError(401, "not signed in")]) {
+      expect(describeFailure(error)).toEqual({ message: "Your session ended; sign in again", canRetry: true });
+    }
+  });
+
+  it("passes through reasons the engine already phrased", () => {
+    expect(describeFailure(new UploadFailure("This upload was cancelled", false))).toEqual({
+      message: "This upload was cancelled",
+      canRetry: false,
+    });
+  });
+
+  it("still says something for an unexpected error", () => {
+    expect(describeFailure(new TypeError("x is undefined"))).toEqual({
+      message: "Something went wrong: x is undefined",
+      canRetry: true,
+    });
+  });
+});
