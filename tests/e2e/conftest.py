@@ -6,12 +6,12 @@ Screenshots go to ``test-artifacts/screenshots/`` (kept after the run, ignored b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from lfusys.web import default_web_dir
 from tests.support import LiveServer
@@ -39,17 +39,13 @@ def web_dist() -> Path:
     return dist
 
 
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A browser per test, on the test's own event loop (async API: no loop outlives the test)."""
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
 
 
 @pytest.fixture
@@ -60,42 +56,43 @@ def server(tmp_path: Path, web_dist: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def context(browser: Browser, server: LiveServer) -> Iterator[BrowserContext]:
-    context = browser.new_context(base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 800})
+async def context(browser: Browser, server: LiveServer) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(
+        base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 800}
+    )
     yield context
-    context.close()
+    await context.close()
 
 
 @pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    page = context.new_page()
+async def page(context: BrowserContext) -> AsyncIterator[Page]:
+    page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     assert errors == [], f"uncaught errors in the page: {errors}"
 
 
-def screenshot(page: Page, name: str) -> Path:
+async def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot as a test artifact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=True)
     return path
 
 
-def api_sign_up(context: BrowserContext, email: str, name: str = "Ada") -> dict[str, Any]:
+async def api_sign_up(context: BrowserContext, email: str, name: str = "Ada") -> dict[str, Any]:
     """Register and sign in through the API with the context's cookie jar (faster than the form)."""
-    context.request.get("/api/v1/auth/me")
-    csrf = next(c["value"] for c in context.cookies() if c["name"] == "lfusys_csrf")
-    headers = {"x-csrf-token": csrf, "content-type": "application/json"}
+    await context.request.get("/api/v1/auth/me")
+    headers = {**await csrf_header(context), "content-type": "application/json"}
     body = {"name": name, "email": email, "password": PASSWORD}
-    assert context.request.post("/api/v1/auth/register", data=json.dumps(body), headers=headers).status == 201
+    assert (await context.request.post("/api/v1/auth/register", data=json.dumps(body), headers=headers)).status == 201
     login = {"email": email, "password": PASSWORD}
-    response = context.request.post("/api/v1/auth/login", data=json.dumps(login), headers=headers)
+    response = await context.request.post("/api/v1/auth/login", data=json.dumps(login), headers=headers)
     assert response.status == 200
-    user: dict[str, Any] = response.json()
+    user: dict[str, Any] = await response.json()
     return user
 
 
-def csrf_header(context: BrowserContext) -> dict[str, str]:
-    return {"x-csrf-token": next(c["value"] for c in context.cookies() if c["name"] == "lfusys_csrf")}
+async def csrf_header(context: BrowserContext) -> dict[str, str]:
+    return {"x-csrf-token": next(c["value"] for c in await context.cookies() if c["name"] == "lfusys_csrf")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, Route, expect
+from playwright.async_api import BrowserContext, Page, Request, Route, expect
 
 from tests.e2e.conftest import PASSWORD, api_sign_up, csrf_header
 
@@ -25,6 +26,10 @@ def random_file(directory: Path, name: str, size: int) -> Path:
     return path
 
 
+def sha256_of(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
 def chunk_puts(page: Page) -> list[str]:
     """URLs of every chunk PUT the page sends from now on."""
     sent: list[str] = []
@@ -37,135 +42,135 @@ def chunk_puts(page: Page) -> list[str]:
     return sent
 
 
-def test_register_upload_download_delete_and_sign_out(page: Page, tmp_path: Path) -> None:
+async def test_register_upload_download_delete_and_sign_out(page: Page, tmp_path: Path) -> None:
     original = random_file(tmp_path, "holiday-video.mp4", 20 * MiB)
 
-    page.goto("/")
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-    page.get_by_role("link", name=re.compile("sign in|get started", re.IGNORECASE)).first.click()
-    expect(page).to_have_url(re.compile(r"/signin"))
-    page.get_by_role("button", name="Register").click()
-    page.get_by_label("Name").fill("Ada Lovelace")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
+    await page.goto("/")
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
+    await page.get_by_role("link", name=re.compile("sign in|get started", re.IGNORECASE)).first.click()
+    await expect(page).to_have_url(re.compile(r"/signin"))
+    await page.get_by_role("button", name="Register").click()
+    await page.get_by_label("Name").fill("Ada Lovelace")
+    await page.get_by_label("Email").fill("ada@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
 
-    expect(page).to_have_url(re.compile(r"/upload"))
-    page.get_by_test_id("file-input").set_input_files(str(original))
+    await expect(page).to_have_url(re.compile(r"/upload"))
+    await page.get_by_test_id("file-input").set_input_files(str(original))
     row = page.locator(UPLOAD_ROW)
-    expect(row).to_have_attribute("data-state", "completed", timeout=60_000)
-    expect(row).to_contain_text("holiday-video.mp4")
+    await expect(row).to_have_attribute("data-state", "completed", timeout=60_000)
+    await expect(row).to_contain_text("holiday-video.mp4")
 
-    page.get_by_role("link", name="Files").first.click()
+    await page.get_by_role("link", name="Files", exact=True).first.click()
     file_row = page.get_by_test_id("file-row")
-    expect(file_row).to_have_count(1)
-    expect(file_row).to_contain_text("holiday-video.mp4")
-    expect(file_row).to_contain_text("20")  # "20 MiB" or "21.0 MB": the size is shown
-    with page.expect_download() as download_info:
-        file_row.get_by_role("button", name=re.compile("Download")).click()
-    download = download_info.value
+    await expect(file_row).to_have_count(1)
+    await expect(file_row).to_contain_text("holiday-video.mp4")
+    async with page.expect_download() as download_info:
+        await file_row.get_by_role("button", name=re.compile("Download")).click()
+    download = await download_info.value
     assert download.suggested_filename == "holiday-video.mp4"
     downloaded = tmp_path / "downloaded.bin"
-    download.save_as(downloaded)
-    assert hashlib.sha256(downloaded.read_bytes()).digest() == hashlib.sha256(original.read_bytes()).digest()
+    await download.save_as(downloaded)
+    assert sha256_of(downloaded) == sha256_of(original)
 
-    file_row.get_by_role("button", name=re.compile("Delete")).click()
+    await file_row.get_by_role("button", name=re.compile("Delete")).click()
     dialog = page.get_by_role("dialog")
-    expect(dialog).to_be_visible()
-    dialog.get_by_role("button", name=re.compile("^Delete")).click()
-    expect(page.get_by_test_id("files-empty")).to_be_visible()
-    expect(page.get_by_test_id("file-row")).to_have_count(0)
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_role("button", name=re.compile("^Delete")).click()
+    await expect(page.get_by_test_id("files-empty")).to_be_visible()
+    await expect(page.get_by_test_id("file-row")).to_have_count(0)
 
-    page.get_by_test_id("user-menu-button").click()
-    page.get_by_role("button", name="Sign out").click()
-    page.goto("/files")
-    expect(page).to_have_url(re.compile(r"/signin"))
+    await page.get_by_test_id("user-menu-button").click()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.goto("/files")
+    await expect(page).to_have_url(re.compile(r"/signin"))
 
 
-def test_an_upload_interrupted_by_a_reload_resumes_after_picking_the_file_again(
+async def test_an_upload_interrupted_by_a_reload_resumes_after_picking_the_file_again(
     page: Page, context: BrowserContext, tmp_path: Path
 ) -> None:
-    api_sign_up(context, "resume@example.com")
+    await api_sign_up(context, "resume@example.com")
     original = random_file(tmp_path, "dataset.tar", 40 * MiB)  # five 8 MiB chunks
     held: list[Route] = []
 
-    def let_two_chunks_through(route: Route) -> None:
+    async def let_two_chunks_through(route: Route) -> None:
         # Chunks 1 and 2 reach the server; the rest hang until the page goes away.
         if re.search(r"/chunks/[12]$", route.request.url):
-            route.continue_()
+            await route.continue_()
         else:
             held.append(route)
 
-    page.route("**/api/v1/uploads/*/chunks/*", let_two_chunks_through)
-    page.goto("/upload")
-    page.get_by_test_id("file-input").set_input_files(str(original))
-    upload_id = _wait_for_stored_chunks(context, 2)
+    await page.route("**/api/v1/uploads/*/chunks/*", let_two_chunks_through)
+    await page.goto("/upload")
+    await page.get_by_test_id("file-input").set_input_files(str(original))
+    upload_id = await _wait_for_stored_chunks(context, 2)
 
-    page.reload()  # the held chunk requests die with the page
-    page.unroute("**/api/v1/uploads/*/chunks/*")
-    assert context.request.get(f"/api/v1/uploads/{upload_id}/chunks").json()["chunks"] == [1, 2]
+    await page.reload()  # the held chunk requests die with the page
+    await page.unroute("**/api/v1/uploads/*/chunks/*")
+    assert (await (await context.request.get(f"/api/v1/uploads/{upload_id}/chunks")).json())["chunks"] == [1, 2]
     session = page.get_by_test_id(f"resume-{upload_id}")
-    expect(session).to_be_visible()
-    expect(session).to_contain_text("dataset.tar")
+    await expect(session).to_be_visible()
+    await expect(session).to_contain_text("dataset.tar")
     sent = chunk_puts(page)
-    page.get_by_test_id(f"resume-input-{upload_id}").set_input_files(str(original))
+    await page.get_by_test_id(f"resume-input-{upload_id}").set_input_files(str(original))
 
-    expect(page.locator(UPLOAD_ROW)).to_have_attribute("data-state", "completed", timeout=60_000)
+    await expect(page.locator(UPLOAD_ROW)).to_have_attribute("data-state", "completed", timeout=60_000)
     assert sorted(int(url.rsplit("/", 1)[1]) for url in sent) == [3, 4, 5]
-    status = context.request.get(f"/api/v1/uploads/{upload_id}").json()
+    status = await (await context.request.get(f"/api/v1/uploads/{upload_id}")).json()
     assert status["status"] == "completed"
-    link = context.request.get(f"/api/v1/files/{status['file_id']}/download").json()
-    body = context.request.get(link["url"]).body()
-    assert hashlib.sha256(body).digest() == hashlib.sha256(original.read_bytes()).digest()
+    link = await (await context.request.get(f"/api/v1/files/{status['file_id']}/download")).json()
+    body = await (await context.request.get(link["url"])).body()
+    assert hashlib.sha256(body).digest() == sha256_of(original)
 
 
-def _wait_for_stored_chunks(context: BrowserContext, count: int) -> str:
+async def _wait_for_stored_chunks(context: BrowserContext, count: int) -> str:
     for _ in range(400):
-        uploads = context.request.get("/api/v1/uploads").json()["uploads"]
+        uploads = (await (await context.request.get("/api/v1/uploads")).json())["uploads"]
         if uploads and uploads[0]["uploaded_chunks"] >= count:
             upload_id: str = uploads[0]["upload_id"]
             return upload_id
-        context.pages[0].wait_for_timeout(25)
+        await asyncio.sleep(0.025)
     raise AssertionError(f"the server never stored {count} chunks")
 
 
-@pytest.mark.parametrize(
-    "wrong",
-    ["same name and size, other bytes", "other name", "other size"],
-)
-def test_a_wrong_file_picked_for_resume_is_refused_before_anything_is_sent(
+@pytest.mark.parametrize("wrong", ["same name and size, other bytes", "other name", "other size"])
+async def test_a_wrong_file_picked_for_resume_is_refused_before_anything_is_sent(
     page: Page, context: BrowserContext, tmp_path: Path, wrong: str
 ) -> None:
-    api_sign_up(context, "careful@example.com")
+    await api_sign_up(context, "careful@example.com")
     original = random_file(tmp_path, "report.pdf", 12 * MiB)
-    created = context.request.post(
-        "/api/v1/uploads",
-        data=json.dumps({"file_name": "report.pdf", "file_type": "application/pdf", "file_size": 12 * MiB}),
-        headers={**csrf_header(context), "content-type": "application/json"},
+    headers = await csrf_header(context)
+    created = await (
+        await context.request.post(
+            "/api/v1/uploads",
+            data=json.dumps({"file_name": "report.pdf", "file_type": "application/pdf", "file_size": 12 * MiB}),
+            headers={**headers, "content-type": "application/json"},
+        )
     ).json()
     first = original.read_bytes()[: created["chunk_size"]]
-    stored = context.request.put(
+    stored = await context.request.put(
         f"/api/v1/uploads/{created['upload_id']}/chunks/1",
         data=first,
-        headers={**csrf_header(context), "x-chunk-hash": hashlib.sha256(first).hexdigest()},
+        headers={**headers, "x-chunk-hash": hashlib.sha256(first).hexdigest()},
     )
     assert stored.status == 200
     other_dir = tmp_path / "other"
     other_dir.mkdir()
-    impostor = {
-        "same name and size, other bytes": lambda: random_file(other_dir, "report.pdf", 12 * MiB),
-        "other name": lambda: random_file(other_dir, "report-final.pdf", 12 * MiB),
-        "other size": lambda: random_file(other_dir, "report.pdf", 12 * MiB + 1),
-    }[wrong]()
+    name, size = {
+        "same name and size, other bytes": ("report.pdf", 12 * MiB),
+        "other name": ("report-final.pdf", 12 * MiB),
+        "other size": ("report.pdf", 12 * MiB + 1),
+    }[wrong]
+    impostor = random_file(other_dir, name, size)
 
-    page.goto("/upload")
+    await page.goto("/upload")
     sent = chunk_puts(page)
-    page.get_by_test_id(f"resume-input-{created['upload_id']}").set_input_files(str(impostor))
+    await page.get_by_test_id(f"resume-input-{created['upload_id']}").set_input_files(str(impostor))
 
     error = page.get_by_test_id(f"resume-{created['upload_id']}").get_by_test_id("pick-error")
-    expect(error).to_be_visible()
-    expect(error).not_to_be_empty()
-    page.wait_for_timeout(300)
+    await expect(error).to_be_visible()
+    await expect(error).not_to_be_empty()
+    await asyncio.sleep(0.3)
     assert sent == []
-    chunks = context.request.get(f"/api/v1/uploads/{created['upload_id']}/chunks").json()
+    chunks = await (await context.request.get(f"/api/v1/uploads/{created['upload_id']}/chunks")).json()
     assert chunks["chunks"] == [1]

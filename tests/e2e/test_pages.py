@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.conftest import api_sign_up, screenshot
 from tests.support import LiveServer
@@ -29,82 +29,84 @@ def theme(request: pytest.FixtureRequest) -> Theme:
     return value
 
 
-def themed_page(browser: Browser, server: LiveServer, theme: Theme, phone: bool = False) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(base_url=server.url, color_scheme=theme, viewport=PHONE if phone else DESKTOP)
-    return context, context.new_page()
+async def themed_page(
+    browser: Browser, server: LiveServer, theme: Theme, phone: bool = False
+) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(base_url=server.url, color_scheme=theme, viewport=PHONE if phone else DESKTOP)
+    return context, await context.new_page()
 
 
-def expect_theme(page: Page, theme: Theme) -> None:
+async def expect_theme(page: Page, theme: Theme) -> None:
     """The app follows the system colour scheme by default."""
     html = page.locator("html")
     if theme == "dark":
-        expect(html).to_have_class(re.compile(r"\bdark\b"))
+        await expect(html).to_have_class(re.compile(r"\bdark\b"))
     else:
-        expect(html).not_to_have_class(re.compile(r"\bdark\b"))
+        await expect(html).not_to_have_class(re.compile(r"\bdark\b"))
 
 
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
-def test_visitor_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool) -> None:
-    context, page = themed_page(browser, server, theme, phone)
+async def test_visitor_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool) -> None:
+    context, page = await themed_page(browser, server, theme, phone)
     suffix = f"{theme}{'-phone' if phone else ''}"
     try:
-        page.goto("/")
-        expect(page.get_by_role("heading", level=1)).to_be_visible()
-        expect_theme(page, theme)
-        screenshot(page, f"home-{suffix}")
+        await page.goto("/")
+        await expect(page.get_by_role("heading", level=1)).to_be_visible()
+        await expect_theme(page, theme)
+        await screenshot(page, f"home-{suffix}")
 
-        page.goto("/signin")
-        expect(page.get_by_label("Email")).to_be_visible()
-        screenshot(page, f"signin-{suffix}")
-        page.get_by_role("button", name="Register").click()
-        expect(page.get_by_label("Name")).to_be_visible()
-        page.get_by_role("button", name="Create account").click()  # empty form: validation messages show
-        screenshot(page, f"register-errors-{suffix}")
+        await page.goto("/signin")
+        await expect(page.get_by_label("Email")).to_be_visible()
+        await screenshot(page, f"signin-{suffix}")
+        await page.get_by_role("button", name="Register").click()
+        await expect(page.get_by_label("Name")).to_be_visible()
+        await page.get_by_role("button", name="Create account").click()  # empty form: validation messages show
+        await screenshot(page, f"register-errors-{suffix}")
 
-        page.goto("/no/such/page")
-        expect(page.get_by_role("heading", level=1)).to_contain_text(re.compile("not found", re.IGNORECASE))
-        screenshot(page, f"not-found-{suffix}")
+        await page.goto("/no/such/page")
+        await expect(page.get_by_role("heading", level=1)).to_contain_text(re.compile("not found", re.IGNORECASE))
+        await screenshot(page, f"not-found-{suffix}")
     finally:
-        context.close()
+        await context.close()
 
 
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
-def test_signed_in_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool, tmp_path: Path) -> None:
-    context, page = themed_page(browser, server, theme, phone)
+async def test_signed_in_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool, tmp_path: Path) -> None:
+    context, page = await themed_page(browser, server, theme, phone)
     suffix = f"{theme}{'-phone' if phone else ''}"
     try:
-        api_sign_up(context, f"{theme}-{phone}@example.com", name="Grace Hopper")
-        page.goto("/files")
-        expect(page.get_by_test_id("files-empty")).to_be_visible()
-        screenshot(page, f"files-empty-{suffix}")
+        await api_sign_up(context, f"{theme}-{phone}@example.com", name="Grace Hopper")
+        await page.goto("/files")
+        await expect(page.get_by_test_id("files-empty")).to_be_visible()
+        await screenshot(page, f"files-empty-{suffix}")
 
-        page.goto("/upload")
-        expect(page.get_by_test_id("drop-zone")).to_be_visible()
+        await page.goto("/upload")
+        await expect(page.get_by_test_id("drop-zone")).to_be_visible()
         picture = tmp_path / "photo.png"
         picture.write_bytes(_tiny_png())
         document = tmp_path / "notes.txt"
         document.write_bytes(os.urandom(3 * 1024 * 1024))
-        page.get_by_test_id("file-input").set_input_files([str(picture), str(document)])
+        await page.get_by_test_id("file-input").set_input_files([str(picture), str(document)])
         rows = page.locator('[data-testid^="upload-"][data-state]')
-        expect(rows).to_have_count(2)
+        await expect(rows).to_have_count(2)
         for index in range(2):
-            expect(rows.nth(index)).to_have_attribute("data-state", "completed", timeout=30_000)
-        expect(page.locator("img")).to_have_count(1)  # the image gets a preview
-        screenshot(page, f"upload-{suffix}")
+            await expect(rows.nth(index)).to_have_attribute("data-state", "completed", timeout=30_000)
+        await expect(page.locator("img")).to_have_count(1)  # the image gets a preview
+        await screenshot(page, f"upload-{suffix}")
 
-        page.get_by_test_id("user-menu-button").click()
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-        screenshot(page, f"user-menu-{suffix}")
-        page.keyboard.press("Escape")
+        await page.get_by_test_id("user-menu-button").click()
+        await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        await screenshot(page, f"user-menu-{suffix}")
+        await page.keyboard.press("Escape")
 
-        page.goto("/files")
-        expect(page.get_by_test_id("file-row")).to_have_count(2)
-        screenshot(page, f"files-{suffix}")
-        page.get_by_test_id("file-row").first.get_by_role("button", name=re.compile("Delete")).click()
-        expect(page.get_by_role("dialog")).to_be_visible()
-        screenshot(page, f"delete-dialog-{suffix}")
+        await page.goto("/files")
+        await expect(page.get_by_test_id("file-row")).to_have_count(2)
+        await screenshot(page, f"files-{suffix}")
+        await page.get_by_test_id("file-row").first.get_by_role("button", name=re.compile("Delete")).click()
+        await expect(page.get_by_role("dialog")).to_be_visible()
+        await screenshot(page, f"delete-dialog-{suffix}")
     finally:
-        context.close()
+        await context.close()
 
 
 def _tiny_png(size: int = 64) -> bytes:
