@@ -54,8 +54,19 @@ async def test_register_upload_download_delete_and_sign_out(page: Page, tmp_path
     await page.get_by_label("Email").fill("ada@example.com")
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
+    await expect(page).to_have_url(re.compile(r"/upload"))  # registering signs in
+    await sign_out(page)
 
+    await page.goto("/signin")
+    await page.get_by_label("Email").fill("ADA@example.com")
+    await page.get_by_label("Password").fill("wrong password")
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.get_by_test_id("form-error")).to_be_visible()
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/upload"))
+    await expect(page.get_by_test_id("user-menu-button")).to_contain_text("Ada Lovelace")
+
     await page.get_by_test_id("file-input").set_input_files(str(original))
     row = page.locator(UPLOAD_ROW)
     await expect(row).to_have_attribute("data-state", "completed", timeout=60_000)
@@ -80,10 +91,36 @@ async def test_register_upload_download_delete_and_sign_out(page: Page, tmp_path
     await expect(page.get_by_test_id("files-empty")).to_be_visible()
     await expect(page.get_by_test_id("file-row")).to_have_count(0)
 
-    await page.get_by_test_id("user-menu-button").click()
-    await page.get_by_role("button", name="Sign out").click()
+    await sign_out(page)
     await page.goto("/files")
     await expect(page).to_have_url(re.compile(r"/signin"))
+
+
+async def sign_out(page: Page) -> None:
+    await page.get_by_test_id("user-menu-button").click()
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_test_id("user-menu-button")).to_have_count(0)
+
+
+async def test_an_upload_waits_while_offline_and_finishes_when_back_online(
+    page: Page, context: BrowserContext, tmp_path: Path
+) -> None:
+    await api_sign_up(context, "offline@example.com")
+    original = random_file(tmp_path, "field-notes.zip", 20 * MiB)
+    await page.goto("/upload")
+    await expect(page.get_by_test_id("drop-zone")).to_be_visible()
+
+    await context.set_offline(True)
+    await page.get_by_test_id("file-input").set_input_files(str(original))
+    row = page.locator(UPLOAD_ROW)
+    await expect(row).to_be_visible()
+    await asyncio.sleep(2)  # long enough for several retries, had any been attempted
+    assert await row.get_attribute("data-state") not in {"failed", "completed", "cancelled"}
+
+    await context.set_offline(False)
+    await expect(row).to_have_attribute("data-state", "completed", timeout=60_000)
+    files = await (await context.request.get("/api/v1/files")).json()
+    assert [(f["name"], f["size"]) for f in files["files"]] == [("field-notes.zip", 20 * MiB)]
 
 
 async def test_an_upload_interrupted_by_a_reload_resumes_after_picking_the_file_again(
