@@ -28,21 +28,11 @@ from typing import Any
 from playwright.async_api import BrowserContext, async_playwright
 
 from bench import servers
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.servers import HOST, MiB, RunWatch
 from bench.upload_bench import DEFAULT_CHUNK_SIZE, REPO, RealServer, TestFile, make_test_file, save, workspace
 
 WEB_DIST = REPO / "web" / "dist"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 async def browser_sign_up(context: BrowserContext) -> None:

@@ -11,22 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from lfusys.web import default_web_dir
 from tests.support import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 
