@@ -211,3 +211,28 @@ async def test_a_wrong_file_picked_for_resume_is_refused_before_anything_is_sent
     assert sent == []
     chunks = await (await context.request.get(f"/api/v1/uploads/{created['upload_id']}/chunks")).json()
     assert chunks["chunks"] == [1]
+
+
+async def test_sign_in_and_the_user_menu_work_with_the_keyboard_alone(page: Page, context: BrowserContext) -> None:
+    await api_sign_up(context, "keys@example.com", name="Kay Board")
+    await context.clear_cookies()
+    await page.goto("/signin")
+
+    await page.get_by_label("Email").focus()
+    await page.keyboard.type("keys@example.com")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Password")).to_be_focused()
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(r"/upload"))
+
+    menu_button = page.get_by_test_id("user-menu-button")
+    await menu_button.focus()
+    await page.keyboard.press("Enter")
+    await expect(menu_button).to_have_attribute("aria-expanded", "true")
+    await page.keyboard.press("Escape")
+    await expect(menu_button).to_have_attribute("aria-expanded", "false")
+    await expect(menu_button).to_be_focused()
+    choose = page.get_by_role("button", name="Choose files")
+    await choose.focus()
+    await expect(choose).to_be_focused()
