@@ -50,7 +50,7 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
                 return File(candidate)
             if "." in relative.rsplit("/", 1)[-1]:
                 raise NotFound("not found")  # a missing file, not a page
-        return Response(index_html, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
+        return Response(index_html, media_type="text/html", headers={"cache-control": "no-cache"})
 
     @get("/", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
     def home() -> Response[bytes] | File:

@@ -32,7 +32,7 @@ async def test_pages_get_the_app(app_factory: AppFactory, web_dir: Path, path: s
 
     assert response.status_code == 200
     assert response.text == INDEX
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-request-id"]
 
