@@ -1,4 +1,4 @@
-"""``lfusys``: serve | worker | migrate | --version."""
+"""``lfusys``: serve | worker | migrate | dead-letters | --version."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+import msgspec
 import structlog
 import uvicorn
 
@@ -16,6 +17,7 @@ from lfusys.keys import load_or_create_keys
 from lfusys.observability.logging import configure_logging
 from lfusys.settings import Settings, SettingsError, load_settings
 from lfusys.storage.local import Database, apply_migrations
+from lfusys.storage.local.queue import DeadLetter, LocalEventQueue
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run only the event worker and janitor (no web server)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    commands.add_parser(
+        "dead-letters", help="list storage events that could not be handled (JSON lines: id, receives, when, body)"
+    )
     return parser
 
 
@@ -74,6 +79,15 @@ async def _work(settings: Settings) -> None:
     log.info("worker stopped")
 
 
+async def _dead_letters(settings: Settings) -> list[DeadLetter]:
+    database = await Database.open(settings.database_path)
+    try:
+        await apply_migrations(database)
+        return await LocalEventQueue(database, max_receives=settings.queue_max_receives).dead_letters()
+    finally:
+        await database.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -86,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args)
     if args.command == "worker":
         asyncio.run(_work(settings))
+        return 0
+    if args.command == "dead-letters":
+        for letter in asyncio.run(_dead_letters(settings)):
+            print(msgspec.json.encode(letter).decode())
         return 0
     applied = asyncio.run(_migrate(settings))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))

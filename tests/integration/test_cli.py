@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import httpx
 
 from lfusys import __version__
+from lfusys.storage.local import Database, apply_migrations
+from lfusys.storage.local.queue import LocalEventQueue
 from tests.support import API, LiveServer, lfusys_command, subprocess_env
 
 
@@ -67,3 +70,24 @@ def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer, d
     # uvicorn finishes gracefully, then re-raises SIGTERM so the exit status reports it.
     assert live_server.stop() in {0, -signal.SIGTERM}
     assert "Application shutdown complete." in live_server.log_path.read_text()
+
+
+async def test_dead_letters_lists_events_that_could_not_be_handled(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert run(data_dir, "dead-letters").stdout == ""
+    database = await Database.open(data_dir / "lfusys.sqlite3")
+    try:
+        await apply_migrations(database)
+        queue = LocalEventQueue(database, max_receives=1)
+        await queue.send("not an S3 event")
+        await queue.receive(10, 0, 0)  # received once, never deleted
+        await queue.receive(10, 0, 0)  # one receive too many: dead-lettered
+    finally:
+        await database.close()
+
+    result = run(data_dir, "dead-letters")
+
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    letter = json.loads(line)
+    assert (letter["body"], letter["receive_count"]) == ("not an S3 event", 1)

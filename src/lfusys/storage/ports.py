@@ -8,7 +8,7 @@ Domain modules depend only on these Protocols and records; each backend (``stora
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
@@ -363,6 +363,3 @@ class EventQueue(Protocol):
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
         """Keep a message hidden for another ``seconds`` from now."""
         ...
-
-
-EventHandler = Callable[[QueueMessage], Awaitable[None]]
