@@ -6,6 +6,9 @@ Hashed files under ``/assets`` are cached for a year; every other GET that is no
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 from litestar import Response, Router, get
@@ -27,6 +30,32 @@ def default_web_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+
+
+def content_security_policy(index_html: str) -> str:
+    """The policy for the app's pages: only its own scripts, plus the inline ones the build ships
+    (allowed by hash, so a change to them cannot slip through unnoticed)."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(index_html)
+    )
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {hashes}".strip(),
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",  # the favicon is a data URL; image previews are blob URLs
+            "worker-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
     dist = dist.resolve()
     assets = create_static_files_router(
@@ -38,6 +67,10 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
     )
 
     index_html = (dist / "index.html").read_bytes()
+    index_headers = {
+        "cache-control": "no-cache",
+        "content-security-policy": content_security_policy(index_html.decode("utf-8")),
+    }
 
     def page(path: str) -> Response[bytes] | File:
         """A file from the build (e.g. favicon), or the app's ``index.html`` for a client-side route."""
@@ -50,7 +83,7 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
                 return File(candidate)
             if "." in relative.rsplit("/", 1)[-1]:
                 raise NotFound("not found")  # a missing file, not a page
-        return Response(index_html, media_type="text/html", headers={"cache-control": "no-cache"})
+        return Response(index_html, media_type="text/html", headers=index_headers)
 
     @get("/", include_in_schema=False, opt=_PUBLIC, sync_to_thread=False)
     def home() -> Response[bytes] | File:

@@ -54,13 +54,23 @@ async def context(browser: Browser, server: LiveServer) -> AsyncIterator[Browser
     await context.close()
 
 
+def watch_for_errors(page: Page) -> list[str]:
+    """Uncaught errors and Content-Security-Policy refusals in the page, collected from now on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    return errors
+
+
 @pytest.fixture
 async def page(context: BrowserContext) -> AsyncIterator[Page]:
     page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = watch_for_errors(page)
     yield page
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    assert errors == [], f"errors in the page: {errors}"
 
 
 async def screenshot(page: Page, name: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Literal
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from tests.e2e.conftest import api_sign_up, screenshot
+from tests.e2e.conftest import api_sign_up, screenshot, watch_for_errors
 from tests.support import LiveServer
 
 Theme = Literal["light", "dark"]
@@ -31,9 +31,10 @@ def theme(request: pytest.FixtureRequest) -> Theme:
 
 async def themed_page(
     browser: Browser, server: LiveServer, theme: Theme, phone: bool = False
-) -> tuple[BrowserContext, Page]:
+) -> tuple[BrowserContext, Page, list[str]]:
     context = await browser.new_context(base_url=server.url, color_scheme=theme, viewport=PHONE if phone else DESKTOP)
-    return context, await context.new_page()
+    page = await context.new_page()
+    return context, page, watch_for_errors(page)
 
 
 async def expect_theme(page: Page, theme: Theme) -> None:
@@ -47,7 +48,7 @@ async def expect_theme(page: Page, theme: Theme) -> None:
 
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 async def test_visitor_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool) -> None:
-    context, page = await themed_page(browser, server, theme, phone)
+    context, page, errors = await themed_page(browser, server, theme, phone)
     suffix = f"{theme}{'-phone' if phone else ''}"
     try:
         await page.goto("/")
@@ -68,11 +69,12 @@ async def test_visitor_pages(browser: Browser, server: LiveServer, theme: Theme,
         await screenshot(page, f"not-found-{suffix}")
     finally:
         await context.close()
+    assert errors == [], f"errors in the page: {errors}"
 
 
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 async def test_signed_in_pages(browser: Browser, server: LiveServer, theme: Theme, phone: bool, tmp_path: Path) -> None:
-    context, page = await themed_page(browser, server, theme, phone)
+    context, page, errors = await themed_page(browser, server, theme, phone)
     suffix = f"{theme}{'-phone' if phone else ''}"
     try:
         await api_sign_up(context, f"{theme}-{phone}@example.com", name="Grace Hopper")
@@ -107,6 +109,7 @@ async def test_signed_in_pages(browser: Browser, server: LiveServer, theme: Them
         await screenshot(page, f"delete-dialog-{suffix}")
     finally:
         await context.close()
+    assert errors == [], f"errors in the page: {errors}"
 
 
 def _tiny_png(size: int = 64) -> bytes:

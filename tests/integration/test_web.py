@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,19 @@ async def test_without_a_build_only_the_api_is_served(app_factory: AppFactory) -
 
     assert page.status_code == 404
     assert providers.status_code == 200
+
+
+async def test_pages_carry_a_content_security_policy_that_allows_only_the_builds_inline_script(
+    app_factory: AppFactory, web_dir: Path
+) -> None:
+    theme = "document.documentElement.classList.add('dark')"
+    (web_dir / "index.html").write_text(f"<!doctype html><script>{theme}</script><script src=/assets/a.js></script>")
+    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+        policy = (await client.get("/files")).headers["content-security-policy"]
+
+    digest = base64.b64encode(hashlib.sha256(theme.encode()).digest()).decode()
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["script-src"] == f"'self' 'sha256-{digest}'"
+    assert directives["default-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
