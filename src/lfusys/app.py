@@ -8,6 +8,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from litestar import Litestar, Router
@@ -16,7 +17,6 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 from lfusys import __version__
@@ -48,7 +48,7 @@ from lfusys.settings import Settings, load_settings
 from lfusys.storage.local import Database, SqliteMetadataStore, apply_migrations
 from lfusys.storage.local.blobs import LocalBlobStore
 from lfusys.storage.local.queue import LocalEventQueue
-from lfusys.web import default_web_dir, web_routes
+from lfusys.web import api_docs_plugin, default_web_dir, web_routes
 
 log = structlog.get_logger(__name__)
 
@@ -170,10 +170,15 @@ def _security_headers(https: bool) -> BeforeMessageSendHookHandler:
     return add_security_headers
 
 
-def _web_app(settings: Settings) -> list[Router | HTTPRouteHandler]:
+def _built_web_dir(settings: Settings) -> Path | None:
     directory = settings.web_dir or default_web_dir()
-    if not (directory / "index.html").is_file():
-        log.warning("web app not built; serving the API only", web_dir=str(directory))
+    return directory if (directory / "index.html").is_file() else None
+
+
+def _web_app(settings: Settings) -> list[Router | HTTPRouteHandler]:
+    directory = _built_web_dir(settings)
+    if directory is None:
+        log.warning("web app not built; serving the API only", web_dir=str(settings.web_dir or default_web_dir()))
         return []
     return web_routes(directory)
 
@@ -225,7 +230,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Upload very large files in parallel, checked, resumable chunks.",
             path="/api/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+            render_plugins=[api_docs_plugin(_built_web_dir(settings))],
         ),
         before_send=[_security_headers(settings.https)],
         request_max_body_size=settings.max_json_body_bytes,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mimetypes
 import re
 from pathlib import Path
 
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.response import File
 from litestar.static_files import create_static_files_router
@@ -23,6 +25,10 @@ from lfusys.errors import NotFound
 _NOT_APP_PATHS = ("api/", "health/", "schema")
 _YEAR = 365 * 24 * 3600
 _PUBLIC = {"exclude_from_auth": True}
+
+
+SWAGGER_UI = "vendor/swagger-ui"
+"""Where the web build keeps Swagger UI's files (copied from npm's swagger-ui-dist)."""
 
 
 def default_web_dir() -> Path:
@@ -80,7 +86,8 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
         if relative:
             candidate = (dist / relative).resolve()
             if candidate.is_relative_to(dist) and candidate.is_file():
-                return File(candidate)
+                media_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
+                return File(candidate, media_type=media_type, content_disposition_type="inline")
             if "." in relative.rsplit("/", 1)[-1]:
                 raise NotFound("not found")  # a missing file, not a page
         return Response(index_html, media_type="text/html", headers=index_headers)
@@ -94,3 +101,17 @@ def web_routes(dist: Path) -> list[Router | HTTPRouteHandler]:
         return page(path)
 
     return [assets, home, app_page]
+
+
+def api_docs_plugin(dist: Path | None) -> SwaggerRenderPlugin:
+    """Swagger UI for ``/api/docs``: from the web build when it has it, so the docs work offline;
+    from the CDN otherwise."""
+    if dist is None or not (dist / SWAGGER_UI / "swagger-ui-bundle.js").is_file():
+        return SwaggerRenderPlugin(path="/")
+    return SwaggerRenderPlugin(
+        path="/",
+        js_url=f"/{SWAGGER_UI}/swagger-ui-bundle.js",
+        css_url=f"/{SWAGGER_UI}/swagger-ui.css",
+        standalone_preset_js_url=f"/{SWAGGER_UI}/swagger-ui-standalone-preset.js",
+        favicon="",  # Litestar's default icon comes from a CDN
+    )

@@ -236,3 +236,10 @@ async def test_sign_in_and_the_user_menu_work_with_the_keyboard_alone(page: Page
     choose = page.get_by_role("button", name="Choose files")
     await choose.focus()
     await expect(choose).to_be_focused()
+
+
+async def test_the_interactive_api_docs_render_without_the_internet(page: Page) -> None:
+    await page.goto("/api/docs")
+
+    await expect(page.locator(".swagger-ui").get_by_text("/api/v1/uploads/{upload_id}/chunks/{n}")).to_be_visible()
+    await expect(page.locator(".swagger-ui").get_by_text("/api/v1/auth/login")).to_be_visible()

@@ -48,6 +48,9 @@ async def test_hashed_assets_are_cached_for_long(app_factory: AppFactory, web_di
     assert asset.text == "console.log('app')"
     assert "max-age=31536000" in asset.headers["cache-control"]
     assert favicon.text == "<svg/>"
+    # With nosniff, a browser only runs or shows a file whose type is declared right.
+    assert favicon.headers["content-type"] == "image/svg+xml"
+    assert not favicon.headers.get("content-disposition", "inline").startswith("attachment")
 
 
 @pytest.mark.parametrize(
@@ -97,3 +100,29 @@ async def test_pages_carry_a_content_security_policy_that_allows_only_the_builds
     assert directives["default-src"] == "'self'"
     assert directives["object-src"] == "'none'"
     assert directives["frame-ancestors"] == "'none'"
+
+
+async def test_the_api_docs_use_swagger_ui_from_the_build_when_it_has_it(
+    app_factory: AppFactory, web_dir: Path
+) -> None:
+    swagger = web_dir / "vendor" / "swagger-ui"
+    swagger.mkdir(parents=True)
+    for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        (swagger / name).write_text(f"/* {name} */")
+    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+        docs = await client.get("/api/docs")
+        bundle = await client.get("/vendor/swagger-ui/swagger-ui-bundle.js")
+
+    assert docs.status_code == 200
+    assert 'src="/vendor/swagger-ui/swagger-ui-bundle.js"' in docs.text
+    assert "cdn." not in docs.text
+    assert bundle.text == "/* swagger-ui-bundle.js */"
+    assert bundle.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+
+
+async def test_without_the_build_the_api_docs_fall_back_to_the_cdn(app_factory: AppFactory) -> None:
+    async with AsyncTestClient(app_factory(), base_url=BASE_URL) as client:
+        docs = await client.get("/api/docs")
+
+    assert docs.status_code == 200
+    assert "swagger-ui-bundle.js" in docs.text
