@@ -268,6 +268,19 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self._wait_until_started()
+
+    def _wait_until_started(self, timeout: float = 20.0) -> None:
+        """Until it logs that it runs (its SIGTERM handler is installed by then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if '"worker started"' in self.log_path.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("worker did not start in time")
 
     def stop(self) -> int:
         return stop_process(self.process)

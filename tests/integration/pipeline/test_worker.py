@@ -211,11 +211,11 @@ async def test_a_long_handling_keeps_its_message_hidden_and_then_deletes_it(serv
     queue = local_queue(services)
     await send_chunk_events(queue, 1)
     finalizer = RecordingFinalizer()
-    worker = make_worker(queue, finalizer, visibility=timedelta(milliseconds=100))
+    worker = make_worker(queue, finalizer, visibility=timedelta(milliseconds=400))
 
     async with running(worker):
         await eventually(lambda: _true(finalizer.running == 1))
-        await asyncio.sleep(0.4)  # four visibility timeouts
+        await asyncio.sleep(1.2)  # three visibility timeouts
         competing = await queue.receive(10, 0.05, 30)
         finalizer.release.set()
         await eventually(lambda: queue_empty(services))
