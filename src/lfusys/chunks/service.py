@@ -66,7 +66,7 @@ class ChunkIngress:
         body: AsyncIterator[bytes],
     ) -> ChunkReceipt:
         session = await self._sessions.get(owner, upload_id)
-        refuse_unless_accepting(session, self._clock())
+        refuse_unless_accepting(session)
         if not 1 <= n <= session.total_chunks:
             raise InvalidInput(f"chunk number must be between 1 and {session.total_chunks}")
         expected = session.chunk_length(n)

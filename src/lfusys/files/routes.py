@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -27,7 +28,7 @@ class FileView(msgspec.Struct, frozen=True, kw_only=True):
     size: int
     checksum: str
     """SHA-256 (hex) of the concatenated SHA-256 digests of the chunks; see the README."""
-    created_at: Any
+    created_at: datetime
 
     @classmethod
     def of(cls, record: FileRecord) -> FileView:

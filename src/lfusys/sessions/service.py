@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import msgspec
 import structlog
@@ -91,11 +90,16 @@ class UploadSessions:
         log.info("upload cancelled", upload_id=session.id)
 
 
-def refuse_unless_accepting(session: UploadSession, now: datetime) -> None:
-    """Raise the error a chunk for this session gets when the session takes no more chunks."""
+def refuse_unless_accepting(session: UploadSession) -> None:
+    """Raise the error a chunk for this session gets when the session takes no more chunks.
+
+    ``session`` comes from :meth:`UploadSessions.get`, which already reports an overdue one as expired.
+    """
     if session.status in {UploadStatus.FINALIZING, UploadStatus.COMPLETED}:
         raise Conflict(f"upload is {session.status.value}; it takes no more chunks")
     if session.status is UploadStatus.CANCELLED:
         raise Gone("upload was cancelled")
-    if session.status in {UploadStatus.EXPIRED, UploadStatus.FAILED} or session.expires_at <= now:
-        raise Gone("upload has expired" if session.status is not UploadStatus.FAILED else "upload failed")
+    if session.status is UploadStatus.FAILED:
+        raise Gone("upload failed")
+    if session.status is UploadStatus.EXPIRED:
+        raise Gone("upload has expired")
