@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ from lfusys.services import Services
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
 from lfusys.storage.local import Database, SqliteMetadataStore
-from lfusys.storage.ports import UploadSession, User
+from lfusys.storage.ports import UploadSession, UploadStatus, User
 from tests.support import SMALL_CHUNKS, chunks_of, make_settings, sha256_hex
 
 PIPELINE_SETTINGS: dict[str, Any] = {**SMALL_CHUNKS, "run_worker": False}
@@ -53,6 +54,20 @@ async def stored_upload(services: Services, owner: User, data: bytes, order: lis
 
 async def body_of(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait until ``check`` holds; fail if it does not within ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def completed(services: Services, upload_id: str) -> bool:
+    session = await services.metadata.uploads.get(upload_id)
+    return session is not None and session.status is UploadStatus.COMPLETED
 
 
 def database(services: Services) -> Database:

@@ -16,7 +16,14 @@ from lfusys.services import Services
 from lfusys.sessions.events import ChunkStored
 from lfusys.sessions.finalizer import file_checksum, file_id_for
 from lfusys.storage.ports import FileRecord, UploadStatus, User
-from tests.integration.pipeline.conftest import PIPELINE_SETTINGS, database, random_bytes, stored_upload
+from tests.integration.pipeline.conftest import (
+    PIPELINE_SETTINGS,
+    completed,
+    database,
+    eventually,
+    random_bytes,
+    stored_upload,
+)
 from tests.support import chunks_of, make_settings, sha256_hex
 
 
@@ -136,12 +143,9 @@ async def test_a_worker_killed_between_assembly_and_completion_is_taken_over_aft
     monkeypatch.undo()
     await asyncio.sleep(1.1)  # the dead worker's lease lapses
     async with open_services(settings, keys) as second_run, background_work(second_run):
-        for _ in range(500):
-            done = await second_run.metadata.uploads.get(session.id)
-            if done is not None and done.status is UploadStatus.COMPLETED:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: completed(second_run, session.id))
 
+        done = await second_run.metadata.uploads.get(session.id)
         assert done is not None
         assert done.status is UploadStatus.COMPLETED
         assert done.file_id == file_id_for(session.id)

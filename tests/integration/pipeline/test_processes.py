@@ -12,7 +12,7 @@ from lfusys.app import background_work, open_services
 from lfusys.keys import load_or_create_keys
 from lfusys.storage.local.queue import LocalEventQueue
 from lfusys.storage.ports import UploadStatus
-from tests.integration.pipeline.conftest import PIPELINE_SETTINGS, random_bytes, stored_upload
+from tests.integration.pipeline.conftest import PIPELINE_SETTINGS, completed, eventually, random_bytes, stored_upload
 from tests.support import (
     LiveServer,
     WorkerProcess,
@@ -36,11 +36,9 @@ async def test_queued_events_survive_a_restart(data_dir: Path) -> None:
         assert await before.queue.pending_count() == 3
 
     async with open_services(settings, keys) as after, background_work(after):
-        for _ in range(500):
-            stored = await after.metadata.uploads.get(session.id)
-            if stored is not None and stored.status is UploadStatus.COMPLETED:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: completed(after, session.id))
+
+        stored = await after.metadata.uploads.get(session.id)
         assert stored is not None
         assert stored.status is UploadStatus.COMPLETED
         assert stored.file_id is not None

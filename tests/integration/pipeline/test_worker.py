@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
@@ -19,8 +19,8 @@ from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.worker import EventWorker
 from lfusys.storage.local.blobs import s3_object_created_event
 from lfusys.storage.local.queue import LocalEventQueue
-from lfusys.storage.ports import EventQueue, QueueMessage, UploadStatus, User
-from tests.integration.pipeline.conftest import database, random_bytes, stored_upload
+from lfusys.storage.ports import EventQueue, QueueMessage, User
+from tests.integration.pipeline.conftest import completed, database, eventually, random_bytes, stored_upload
 
 SHORT = timedelta(milliseconds=100)
 
@@ -45,14 +45,6 @@ async def running(worker: EventWorker) -> AsyncIterator[None]:
         await task
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def make_worker(queue: EventQueue, finalizer: Any, concurrency: int = 4, visibility: timedelta = SHORT) -> EventWorker:
     return EventWorker(
         queue=queue,
@@ -62,11 +54,6 @@ def make_worker(queue: EventQueue, finalizer: Any, concurrency: int = 4, visibil
         wait_time=timedelta(milliseconds=50),
         grace=timedelta(milliseconds=200),
     )
-
-
-async def completed(services: Services, upload_id: str) -> bool:
-    session = await services.metadata.uploads.get(upload_id)
-    return session is not None and session.status is UploadStatus.COMPLETED
 
 
 async def queue_empty(services: Services) -> bool:
