@@ -2,6 +2,7 @@
 // same-origin with credentials; state-changing calls echo the CSRF cookie in X-CSRF-Token.
 
 import { CSRF_HEADER, ensureCsrfToken } from "./csrf";
+import { parseRetryAfter } from "./retry-after";
 import type { DownloadLink, FileList, ProviderList, UploadList, User } from "./types";
 
 const BASE = "/api/v1";
@@ -135,11 +136,11 @@ async function toApiError(response: Response): Promise<ApiError> {
   } catch {
     // Not JSON (a proxy's HTML error page, an empty body): use the plain-words fallback.
   }
-  const retryAfter = Number(response.headers.get("Retry-After"));
+  const retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
   return new ApiError(
     response.status,
     message || fallbackMessage(response.status),
-    Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null,
+    retryAfter !== null && retryAfter > 0 ? retryAfter : null,
   );
 }
 

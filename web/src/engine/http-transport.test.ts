@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { HttpTransport, parseRetryAfter } from "./http-transport";
+import { parseRetryAfter } from "../api/retry-after";
+import { HttpTransport } from "./http-transport";
 import { HttpError, NetworkError } from "./types";
 
 afterEach(() => {

@@ -3,6 +3,7 @@
 
 import type { ChunkList, UploadCreated, UploadView } from "../api/types";
 import { CSRF_HEADER, ensureCsrfToken } from "../api/csrf";
+import { parseRetryAfter } from "../api/retry-after";
 import { abortError } from "./signals";
 import { HttpError, NetworkError, type Transport } from "./types";
 
@@ -120,12 +121,4 @@ function errorText(bodyText: string): string | null {
     // Not JSON (a proxy's HTML error page, say): fall back to the status text.
   }
   return null;
-}
-
-/** Retry-After is either delay-seconds or an HTTP date; null when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
-  if (value === null || value.trim() === "") return null;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
 }
