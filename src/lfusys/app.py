@@ -12,7 +12,6 @@ from pathlib import Path
 
 import structlog
 from litestar import Litestar, Router
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
@@ -21,6 +20,7 @@ from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 from lfusys import __version__
 from lfusys.auth.cookies import CookiePolicy
+from lfusys.auth.csrf import HeaderCSRFMiddleware, csrf_config
 from lfusys.auth.middleware import CookieAuthenticationMiddleware
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.routes import AuthController
@@ -33,7 +33,6 @@ from lfusys.errors import EXCEPTION_HANDLERS
 from lfusys.files.routes import FileContentController, FilesController
 from lfusys.files.service import FileLibrary
 from lfusys.files.signing import DownloadSigner
-from lfusys.http import CSRF_HEADER
 from lfusys.keys import ServerKeys, load_or_create_keys
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
@@ -216,14 +215,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *_web_app(settings),
         ],
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(CookieAuthenticationMiddleware)],
-        csrf_config=CSRFConfig(
-            secret=keys.csrf,
-            cookie_name=cookies.csrf_name,
-            cookie_secure=settings.https,
-            cookie_samesite="lax",
-            header_name=CSRF_HEADER,
-        ),
+        middleware=[
+            DefineMiddleware(CookieAuthenticationMiddleware),
+            DefineMiddleware(
+                HeaderCSRFMiddleware,
+                config=csrf_config(secret=keys.csrf, cookie_name=cookies.csrf_name, secure=settings.https),
+            ),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="LFUSYS",

@@ -77,3 +77,27 @@ async def test_safe_methods_need_no_token(client: Client) -> None:
     client.cookies.delete("lfusys_csrf")
 
     assert (await client.get(f"{API}/auth/me")).status_code == 200
+
+
+async def test_the_token_in_a_form_field_is_not_accepted_even_when_it_is_right(client: Client) -> None:
+    await signed_in(client)
+    token = (await csrf_headers(client))["x-csrf-token"]
+
+    # The real token, as a form field next to the victim's cookies: only the header counts.
+    response = await client.post(
+        f"{API}/auth/logout",
+        content=f"_csrf_token={token}".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 403
+    assert (await client.get(f"{API}/auth/me")).status_code == 200
+
+
+async def test_a_token_with_non_ascii_characters_is_refused_not_a_server_error(client: Client) -> None:
+    await signed_in(client)
+
+    response = await client.post(f"{API}/auth/logout", headers={b"x-csrf-token": ("é" * 64).encode("latin-1")})
+
+    assert response.status_code == 403
+    assert (await client.get(f"{API}/auth/me")).status_code == 200
