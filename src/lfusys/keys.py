@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 
+from lfusys.private_files import PRIVATE_FILE, private_directory, tighten
 from lfusys.settings import Settings
 
 
@@ -29,7 +30,7 @@ def load_or_create_keys(settings: Settings) -> ServerKeys:
 
     Secrets given in the environment (``LFUSYS_JWT_*_SECRET``) win over the stored ones.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     path = settings.secrets_path
     with open(path.with_suffix(".lock"), "a+b") as lock:
         # Several uvicorn workers may start together: the first creates, the rest read.
@@ -40,8 +41,8 @@ def load_or_create_keys(settings: Settings) -> ServerKeys:
         if missing:
             stored |= missing
             _write(path, stored)
-        elif path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
+        else:
+            tighten(path, PRIVATE_FILE)
     keys = {name: stored[name] for name in names}
     if settings.jwt_access_secret:
         keys["jwt_access"] = settings.jwt_access_secret
@@ -62,7 +63,7 @@ def _read(path: Path) -> dict[str, str]:
 
 def _write(path: Path, keys: dict[str, str]) -> None:
     temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(keys, handle, indent=2)
         handle.flush()

@@ -81,6 +81,28 @@ async def test_an_unexpected_exception_is_a_bare_500_and_is_logged(
     assert "RuntimeError" in str(logged[0]["exception"])
 
 
+@pytest.mark.parametrize("log_format", ["json", "console"])
+async def test_a_traceback_never_shows_local_variables(
+    app_factory: AppFactory, log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = app_factory(log_format=log_format)
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        # What a frame might hold (a password, a token); built at run time so the source line shown
+        # beside a traceback does not contain it.
+        secret = "-".join(["s3cret", "in", "a", "local"])
+        raise RuntimeError(f"failed after {len(secret)} characters")
+
+    app.register(boom)
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        assert (await client.get("/boom")).status_code == 500
+
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err
+    assert "s3cret-in-a-local" not in err
+
+
 async def test_one_access_log_line_per_request_with_route_status_duration_and_user(
     client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:

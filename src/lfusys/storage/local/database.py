@@ -19,6 +19,8 @@ from typing import Any
 import aiosqlite
 import structlog
 
+from lfusys.private_files import PRIVATE_FILE, private_directory, private_file, tighten
+
 log = structlog.get_logger(__name__)
 
 Params = Sequence[Any]
@@ -43,7 +45,11 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
+        # SQLite gives its -wal and -shm files the database file's permissions.
+        private_file(path)
+        for companion in ("-wal", "-shm"):
+            tighten(path.with_name(path.name + companion), PRIVATE_FILE)
         # isolation_level=None: autocommit; transactions are opened explicitly below.
         connection = await aiosqlite.connect(path, isolation_level=None)
         connection.row_factory = sqlite3.Row
