@@ -33,6 +33,7 @@ from lfusys.errors import EXCEPTION_HANDLERS
 from lfusys.files.routes import FileContentController, FilesController
 from lfusys.files.service import FileLibrary
 from lfusys.files.signing import DownloadSigner
+from lfusys.http import StrictJSONRequest
 from lfusys.keys import ServerKeys, load_or_create_keys
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
@@ -232,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         before_send=[_security_headers(settings.https)],
         request_max_body_size=settings.max_json_body_bytes,
+        request_class=StrictJSONRequest,
         logging_config=None,
     )
     app.asgi_handler = RequestContext(app.asgi_handler)

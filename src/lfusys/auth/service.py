@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 
@@ -24,12 +25,13 @@ _LOGIN_FAILED = "invalid email or password"
 
 
 def normalise_email(email: str) -> str:
-    """Validate the address's syntax and return its canonical, case-insensitive form."""
+    """Validate the address's syntax and return its canonical form: NFKC (so fullwidth letters are
+    plain letters), then case-folded, so addresses that look the same are the same account."""
     try:
-        result = validate_email(email.strip(), check_deliverability=False)
+        result = validate_email(unicodedata.normalize("NFKC", email).strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(f"email: {exc}") from None
-    return result.normalized.lower()
+    return result.normalized.casefold()
 
 
 def clean_name(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,10 +13,36 @@ from litestar.exceptions import InternalServerException
 from litestar.params import FromPath
 
 from lfusys.auth import provide_current_user, requires_user
-from lfusys.chunks.service import ChunkIngress, ChunkReceipt, parse_chunk_hash, parse_content_length
-from lfusys.errors import BodyInterrupted
+from lfusys.chunks.service import ChunkIngress, ChunkReceipt
+from lfusys.errors import BodyInterrupted, InvalidInput
 from lfusys.services import services_from
+from lfusys.settings import MAX_CHUNKS
 from lfusys.storage.ports import User
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK_NUMBER = re.compile(r"^[0-9]{1,6}$")  # at most 10,000 chunks
+_CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")
+
+
+def parse_chunk_number(text: str) -> int:
+    if not _CHUNK_NUMBER.match(text) or int(text) < 1:
+        raise InvalidInput(f"chunk number must be a whole number from 1 to {MAX_CHUNKS}")
+    return int(text)
+
+
+def parse_chunk_hash(header: str | None) -> str:
+    value = (header or "").strip().lower()
+    if not _SHA256_HEX.match(value):
+        raise InvalidInput("X-Chunk-Hash: must be the chunk's SHA-256 as 64 hex digits")
+    return value
+
+
+def parse_content_length(header: str | None) -> int | None:
+    if header is None:
+        return None
+    if not _CONTENT_LENGTH.match(header.strip()):
+        raise InvalidInput("Content-Length: must be a whole number")
+    return int(header)
 
 
 async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
@@ -39,7 +66,7 @@ class ChunksController(Controller):
     dependencies = {"current_user": Provide(provide_current_user), "ingress": Provide(provide_ingress)}
 
     @put(
-        "/{n:int}",
+        "/{n:str}",
         operation_id="putChunk",
         # The body is capped at the chunk's exact length by the ingress instead.
         request_max_body_size=None,
@@ -47,7 +74,7 @@ class ChunksController(Controller):
     async def put_chunk(
         self,
         upload_id: FromPath[str],
-        n: FromPath[int],
+        n: FromPath[str],
         request: Request[Any, Any, Any],
         current_user: NamedDependency[User],
         ingress: NamedDependency[ChunkIngress],
@@ -57,7 +84,7 @@ class ChunksController(Controller):
         return await ingress.receive(
             current_user,
             upload_id,
-            n,
+            parse_chunk_number(n),
             sha256=parse_chunk_hash(request.headers.get("x-chunk-hash")),
             content_length=parse_content_length(request.headers.get("content-length")),
             body=_body(request),

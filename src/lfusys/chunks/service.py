@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -22,8 +21,6 @@ from lfusys.storage.ports import (
 
 log = structlog.get_logger(__name__)
 
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
 
 class ChunkReceipt(msgspec.Struct, frozen=True, kw_only=True):
     n: int
@@ -31,21 +28,6 @@ class ChunkReceipt(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     already_stored: bool
     """True when this exact chunk had been stored before (a harmless repeat)."""
-
-
-def parse_chunk_hash(header: str | None) -> str:
-    value = (header or "").strip().lower()
-    if not _SHA256_HEX.match(value):
-        raise InvalidInput("X-Chunk-Hash: must be the chunk's SHA-256 as 64 hex digits")
-    return value
-
-
-def parse_content_length(header: str | None) -> int | None:
-    if header is None:
-        return None
-    if not header.strip().isdigit():
-        raise InvalidInput("Content-Length: must be a whole number")
-    return int(header)
 
 
 class ChunkIngress:

@@ -6,6 +6,7 @@ import re
 
 from lfusys.storage.ports import ByteRange
 
+_MAX_DIGITS = 20  # 10**20 bytes is far beyond any file
 _SINGLE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
 
 
@@ -33,11 +34,18 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable(f"unsupported range {header!r}")
     first, last = match.groups()
     if not first:
-        if not last or int(last) == 0:
+        if not last or _position(last) == 0:
             raise RangeNotSatisfiable("empty suffix range")
-        return ByteRange(max(size - int(last), 0), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+        return ByteRange(max(size - _position(last), 0), size - 1)
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if end < start or start >= size:
         raise RangeNotSatisfiable(f"range {header!r} is outside 0-{size - 1}")
     return ByteRange(start, min(end, size - 1))
+
+
+def _position(digits: str) -> int:
+    """A byte position; one with more digits than any file size is simply "beyond the end"
+    (converting thousands of digits to an int is refused by Python, and slow)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS

@@ -15,4 +15,5 @@ class DownloadSigner:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def is_valid(self, file_id: str, expires: int, signature: str) -> bool:
-        return hmac.compare_digest(self.signature(file_id, expires), signature)
+        # compare_digest raises on non-ASCII text; such a signature is simply not ours.
+        return signature.isascii() and hmac.compare_digest(self.signature(file_id, expires), signature)

@@ -143,3 +143,24 @@ async def test_login_with_unknown_fields_or_wrong_types_is_a_400(client: Client)
         response = await client.post(f"{API}/auth/login", json=body, headers=headers)
         assert response.status_code == 400
         assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"email": "ada@example.com", "password": "\xff\xfe"}',  # not UTF-8
+        b'{"email": "\xed\xa0\x80@example.com", "password": "x"}',  # a lone surrogate, encoded
+        b"[" * 5000 + b"]" * 5000,  # nested thousands of levels deep
+        b'{"email": "ada@example.com", "password": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"email": "ada@example.com", "password": 1e400}',
+        b'{"email": "ada@example.com", "password": 12345678}',
+        b'{"email": ["ada@example.com"], "password": "x"}',
+    ],
+)
+async def test_a_malformed_login_body_is_a_clear_400(client: Client, body: bytes) -> None:
+    response = await client.post(
+        f"{API}/auth/login", content=body, headers={**await csrf_headers(client), "content-type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}

@@ -44,6 +44,23 @@ async def test_the_same_email_in_another_case_is_a_conflict(client: Client) -> N
 
 
 @pytest.mark.parametrize(
+    "lookalike",
+    [
+        "\uff21\uff24\uff21@example.com",  # fullwidth A, D, A
+        "\uff41\uff44\uff41@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",  # fullwidth throughout
+        "ADA@EXAMPLE.COM",
+    ],
+)
+async def test_an_address_in_compatibility_characters_is_the_same_account(client: Client, lookalike: str) -> None:
+    assert (await register(client, "ada@example.com")).status_code == 201
+
+    response = await register(client, lookalike, password="another password")
+
+    assert response.status_code == 409
+    assert (await login(client, lookalike)).status_code == 200
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"name": "A", "email": "a@example.com"}, "missing required field `password`"),

@@ -3,6 +3,7 @@ content URL with its headers, Range support and refusals."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import sqlite3
 import uuid
@@ -247,6 +248,25 @@ async def test_a_cursor_that_no_page_gave_out_is_refused(client: Client, user: d
     assert response.json() == {"error": "cursor: not a cursor from a previous page"}
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 3000 + b"]" * 3000,  # nested thousands of levels deep
+        b'["' + b"x" * 5000 + b'", "y"]',  # huge
+        b'["2024-01-01T00:00:00+00:00", ' + b"[" * 100 + b"]" * 100 + b"]",
+    ],
+)
+async def test_a_cursor_that_decodes_to_deep_or_huge_json_is_refused(
+    client: Client, user: dict[str, Any], raw: bytes
+) -> None:
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    response = await client.get(f"{API}/files", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "cursor: not a cursor from a previous page"}
+
+
 async def test_another_users_files_are_never_listed(
     client: Client, user: dict[str, Any], intruder: Client, settings: Settings
 ) -> None:
@@ -452,6 +472,24 @@ async def test_a_malformed_or_unsatisfiable_range_is_refused_with_the_size(
     assert DATA[:16] not in response.content
 
 
+@pytest.mark.parametrize(
+    ("header", "status", "content"),
+    [
+        ("bytes=0-" + "9" * 5000, 206, DATA),
+        ("bytes=-" + "9" * 5000, 206, DATA),
+        ("bytes=" + "9" * 5000 + "-", 416, None),
+    ],
+)
+async def test_a_range_with_thousands_of_digits_is_answered(
+    client: Client, file_id: str, stranger: Client, header: str, status: int, content: bytes | None
+) -> None:
+    response = await stranger.get(await _content_path(client, file_id), headers={"range": header})
+
+    assert response.status_code == status
+    if content is not None:
+        assert response.content == content
+
+
 async def test_a_range_in_an_unknown_unit_is_ignored(client: Client, file_id: str, stranger: Client) -> None:
     # RFC 9110 §14.2: an origin server MUST ignore a Range header field with a unit it does not understand.
     response = await stranger.get(await _content_path(client, file_id), headers={"range": "items=0-9"})
@@ -498,6 +536,8 @@ async def test_a_tampered_signature_is_forbidden(client: Client, file_id: str, s
         _with(path, signature=signature + "0"),
         _with(path, signature=""),
         _with(path, signature="x" * 10_000),
+        _with(path, signature="é" * 64),
+        _with(path, signature=signature[:-1] + "\u0661"),  # an Arabic-Indic digit one
     ]
     responses = [await stranger.get(url) for url in tampered]
 
@@ -515,6 +555,16 @@ async def test_a_tampered_expiry_is_forbidden(client: Client, file_id: str, stra
     earlier = await stranger.get(_with(path, expires=str(expires - 1)))
 
     assert [later.status_code, much_later.status_code, earlier.status_code] == [403, 403, 403]
+
+
+@pytest.mark.parametrize("expires", ["9" * 5000, "soon", "1.5", ""])
+async def test_an_expiry_that_is_not_a_plain_number_is_refused(
+    client: Client, file_id: str, stranger: Client, expires: str
+) -> None:
+    response = await stranger.get(_with(await _content_path(client, file_id), expires=expires))
+
+    assert response.status_code in {400, 403}
+    assert DATA[:16] not in response.content
 
 
 async def test_a_link_for_one_file_does_not_open_another(client: Client, file_id: str, stranger: Client) -> None:

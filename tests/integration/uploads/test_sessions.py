@@ -226,7 +226,7 @@ async def test_a_file_size_below_one_byte_is_refused(client: Client, user: dict[
     assert "file_size" in response.json()["error"]
 
 
-@pytest.mark.parametrize("size", [1.5, True, None, [], "many", {"bytes": 10}])
+@pytest.mark.parametrize("size", [1.5, 10.0, "10", True, None, [], "many", {"bytes": 10}])
 async def test_a_file_size_that_is_not_an_integer_is_refused(client: Client, user: dict[str, Any], size: Any) -> None:
     response = await _create(client, _body(file_size=size))
 

@@ -182,3 +182,20 @@ def test_the_utf8_name_is_percent_encoded_byte_by_byte() -> None:
     header = content_disposition("\u00e9 a/b'c.txt")
 
     assert header.endswith("filename*=UTF-8''%C3%A9%20a%2Fb%27c.txt")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-" + "9" * 5000, ByteRange(0, SIZE - 1)),
+        ("bytes=-" + "9" * 5000, ByteRange(0, SIZE - 1)),
+        ("bytes=10-" + "0" * 4999 + "19", ByteRange(10, 19)),
+    ],
+)
+def test_positions_with_thousands_of_digits_are_read_as_positions(header: str, expected: ByteRange) -> None:
+    assert parse_range(header, SIZE) == expected
+
+
+def test_a_start_with_thousands_of_digits_is_beyond_the_end() -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=" + "9" * 5000 + "-", SIZE)

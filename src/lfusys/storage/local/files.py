@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 import sqlite3
+
+import msgspec
 
 from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.ports import FilePage, FileRecord
@@ -23,20 +24,24 @@ def _record(row: sqlite3.Row) -> FileRecord:
     )
 
 
+_MAX_CURSOR_LENGTH = 256  # a real cursor is about 110 characters
+
+
 def _encode_cursor(record: FileRecord) -> str:
-    raw = json.dumps([db_time(record.created_at), record.id]).encode()
+    raw = msgspec.json.encode((db_time(record.created_at), record.id))
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
+    """The (created_at, id) a cursor points after; ``ValueError`` for anything this store did not make."""
+    if len(cursor) > _MAX_CURSOR_LENGTH or not cursor.isascii():
+        raise ValueError("malformed cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, file_id = json.loads(raw)
-    except (ValueError, TypeError) as exc:
+        # Decoding into exactly two strings stops at the first wrong value, however deep the rest goes.
+        return msgspec.json.decode(raw, type=tuple[str, str])
+    except (ValueError, msgspec.DecodeError) as exc:
         raise ValueError("malformed cursor") from exc
-    if not isinstance(created_at, str) or not isinstance(file_id, str):
-        raise ValueError("malformed cursor")
-    return created_at, file_id
 
 
 class SqliteFileStore:
