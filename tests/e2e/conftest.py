@@ -74,10 +74,14 @@ async def page(context: BrowserContext) -> AsyncIterator[Page]:
 
 
 async def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot as a test artifact."""
+    """Save a full-page screenshot as a test artifact.
+
+    Animations and transitions are finished first, so a progress bar is never caught half-way to
+    the value printed beside it.
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=True, animations="disabled")
     return path
 
 

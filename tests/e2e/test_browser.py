@@ -128,6 +128,24 @@ async def test_an_upload_interrupted_by_a_reload_resumes_after_picking_the_file_
 ) -> None:
     await api_sign_up(context, "resume@example.com")
     original = random_file(tmp_path, "dataset.tar", 40 * MiB)  # five 8 MiB chunks
+    upload_id = await _upload_two_chunks_then_reload(page, context, original)
+    session = page.get_by_test_id(f"resume-{upload_id}")
+    await expect(session).to_be_visible()
+    await expect(session).to_contain_text("dataset.tar")
+    sent = chunk_puts(page)
+    await page.get_by_test_id(f"resume-input-{upload_id}").set_input_files(str(original))
+
+    await expect(page.locator(UPLOAD_ROW)).to_have_attribute("data-state", "completed", timeout=60_000)
+    assert sorted(int(url.rsplit("/", 1)[1]) for url in sent) == [3, 4, 5]
+    status = await (await context.request.get(f"/api/v1/uploads/{upload_id}")).json()
+    assert status["status"] == "completed"
+    link = await (await context.request.get(f"/api/v1/files/{status['file_id']}/download")).json()
+    body = await (await context.request.get(link["url"])).body()
+    assert hashlib.sha256(body).digest() == sha256_of(original)
+
+
+async def _upload_two_chunks_then_reload(page: Page, context: BrowserContext, original: Path) -> str:
+    """Start uploading ``original`` but let only chunks 1 and 2 reach the server, then reload the page."""
     held: list[Route] = []
 
     async def let_two_chunks_through(route: Route) -> None:
@@ -145,19 +163,7 @@ async def test_an_upload_interrupted_by_a_reload_resumes_after_picking_the_file_
     await page.reload()  # the held chunk requests die with the page
     await page.unroute("**/api/v1/uploads/*/chunks/*")
     assert (await (await context.request.get(f"/api/v1/uploads/{upload_id}/chunks")).json())["chunks"] == [1, 2]
-    session = page.get_by_test_id(f"resume-{upload_id}")
-    await expect(session).to_be_visible()
-    await expect(session).to_contain_text("dataset.tar")
-    sent = chunk_puts(page)
-    await page.get_by_test_id(f"resume-input-{upload_id}").set_input_files(str(original))
-
-    await expect(page.locator(UPLOAD_ROW)).to_have_attribute("data-state", "completed", timeout=60_000)
-    assert sorted(int(url.rsplit("/", 1)[1]) for url in sent) == [3, 4, 5]
-    status = await (await context.request.get(f"/api/v1/uploads/{upload_id}")).json()
-    assert status["status"] == "completed"
-    link = await (await context.request.get(f"/api/v1/files/{status['file_id']}/download")).json()
-    body = await (await context.request.get(link["url"])).body()
-    assert hashlib.sha256(body).digest() == sha256_of(original)
+    return upload_id
 
 
 async def _wait_for_stored_chunks(context: BrowserContext, count: int) -> str:
@@ -211,6 +217,38 @@ async def test_a_wrong_file_picked_for_resume_is_refused_before_anything_is_sent
     assert sent == []
     chunks = await (await context.request.get(f"/api/v1/uploads/{created['upload_id']}/chunks")).json()
     assert chunks["chunks"] == [1]
+
+
+async def test_a_file_changed_after_its_first_chunk_is_refused_when_resuming(
+    page: Page, context: BrowserContext, tmp_path: Path
+) -> None:
+    await api_sign_up(context, "changed@example.com")
+    original = random_file(tmp_path, "dataset.tar", 40 * MiB)  # five 8 MiB chunks
+    upload_id = await _upload_two_chunks_then_reload(page, context, original)
+    chunk_size = (await (await context.request.get(f"/api/v1/uploads/{upload_id}")).json())["chunk_size"]
+    # Same name and size, and chunk 1 is unchanged: only chunk 2, a later stored chunk, differs.
+    edited = bytearray(original.read_bytes())
+    edited[chunk_size + 1000] ^= 0xFF
+    other_dir = tmp_path / "edited"
+    other_dir.mkdir()
+    changed = other_dir / "dataset.tar"
+    changed.write_bytes(bytes(edited))
+
+    session = page.get_by_test_id(f"resume-{upload_id}")
+    await expect(session).to_be_visible()
+    sent = chunk_puts(page)
+    await page.get_by_test_id(f"resume-input-{upload_id}").set_input_files(str(changed))
+
+    error = session.get_by_test_id("pick-error")
+    await expect(error).to_contain_text("changed")
+    await expect(error).to_contain_text("differs from what was already uploaded")
+    await expect(page.locator(UPLOAD_ROW)).to_have_count(0)
+    await asyncio.sleep(0.5)
+    assert sent == []
+    assert (await (await context.request.get(f"/api/v1/uploads/{upload_id}/chunks")).json())["chunks"] == [1, 2]
+    status = await (await context.request.get(f"/api/v1/uploads/{upload_id}")).json()
+    assert status["status"] == "in_progress"
+    assert status["file_id"] is None
 
 
 async def test_sign_in_and_the_user_menu_work_with_the_keyboard_alone(page: Page, context: BrowserContext) -> None:

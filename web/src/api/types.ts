@@ -41,6 +41,8 @@ export interface UploadView {
   created_at: string;
   expires_at: string;
   file_id: string | null;
+  /** Why the server gave up assembling the file (status "failed"), in words; null otherwise. */
+  failure_reason: string | null;
 }
 
 export interface UploadList {
@@ -52,6 +54,8 @@ export interface ChunkList {
   chunks: number[];
   /** SHA-256 (lower-case hex) of stored chunks, keyed by chunk number as a string. */
   hashes: Record<string, string>;
+  /** Pass back as `cursor` for the next page; null or absent on the last page. */
+  next_cursor?: string | null;
 }
 
 export interface ChunkReceipt {

@@ -37,6 +37,10 @@ function ResumeRow({
   const fraction = session.total_chunks ? session.uploaded_chunks / session.total_chunks : 0;
   const percent = Math.floor(fraction * 1000) / 10;
   const assembling = session.status === "finalizing";
+  // Only listed if the server lists failed sessions at all; it takes no more chunks for them.
+  const failed = session.status === "failed";
+  // Older servers send no failure_reason at all.
+  const failureReason = session.failure_reason ?? null;
 
   return (
     <li data-testid={`resume-${id}`} data-upload-id={id} className="p-4">
@@ -64,7 +68,12 @@ function ResumeRow({
           {formatRelative(session.expires_at)}
         </time>
       </p>
-      {assembling ? (
+      {failed ? (
+        <p data-testid="resume-failure" className="mt-3 text-sm text-red-700 dark:text-red-400">
+          The server could not assemble this file{failureReason ? `: ${failureReason}` : ""}. Upload it again as a new
+          file.
+        </p>
+      ) : assembling ? (
         <p className="mt-3 text-sm text-slate-700 dark:text-slate-300">
           Every chunk is stored; the server is assembling the file. It will appear in Files shortly.
         </p>
@@ -101,6 +110,11 @@ function ResumeRow({
             }}
           />
         </div>
+      )}
+      {failureReason && !failed && (
+        <p data-testid="resume-failure" className="mt-2 text-sm text-slate-600 dark:text-slate-400">
+          The last try to assemble it failed: {failureReason}
+        </p>
       )}
       {status.error && (
         <p id={errorId} role="alert" data-testid="pick-error" className="mt-2 text-sm text-red-700 dark:text-red-400">

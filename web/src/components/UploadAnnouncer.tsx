@@ -22,7 +22,9 @@ export function UploadAnnouncer() {
       const before = previous.current.get(upload.id);
       if (before === upload.state) continue;
       if (upload.state === "failed") failed = true;
-      announce(`${upload.fileName}: ${stateLabel(upload)}`, upload.state === "failed" ? "assertive" : "polite");
+      // A failure, or a pause the user did not ask for (it carries a reason), must be heard at once.
+      const urgent = upload.state === "failed" || upload.error !== null;
+      announce(`${upload.fileName}: ${stateLabel(upload)}`, urgent ? "assertive" : "polite");
     }
     previous.current = seen;
     // The client reports a refused refresh to the auth state itself; other outcomes need nothing.

@@ -49,9 +49,10 @@ export function UploadRow({ upload, engine }: { upload: UploadSnapshot; engine: 
   const nameId = `upload-name-${upload.id}`;
   const { state } = upload;
 
-  // The engine pauses only queued or uploading jobs; a file being checked for resume can be cancelled.
-  const pausable = state === "queued" || state === "uploading";
-  const cancellable = pausable || state === "hashing" || state === "paused";
+  // A file being checked for resume can be paused too: the check stops and goes on after Resume.
+  const pausable = state === "queued" || state === "uploading" || state === "hashing";
+  const cancellable = pausable || state === "paused";
+  const checking = state === "hashing";
   const finished = state === "completed" || state === "failed" || state === "cancelled";
   const eta = state === "uploading" ? formatEta(upload.etaSeconds) : null;
 
@@ -76,7 +77,8 @@ export function UploadRow({ upload, engine }: { upload: UploadSnapshot; engine: 
   };
 
   const details = [
-    `${formatBytes(upload.bytesDone)} of ${formatBytes(upload.fileSize)}`,
+    // While checking, the bar counts bytes found equal to the part already uploaded, not bytes sent.
+    checking ? `${formatBytes(upload.bytesDone)} checked` : `${formatBytes(upload.bytesDone)} of ${formatBytes(upload.fileSize)}`,
     state === "uploading" && upload.bytesPerSecond > 0 ? formatSpeed(upload.bytesPerSecond) : null,
     eta,
   ].filter(Boolean);
@@ -102,7 +104,7 @@ export function UploadRow({ upload, engine }: { upload: UploadSnapshot; engine: 
           <ProgressBar
             value={upload.progress}
             state={state}
-            label={`Upload of ${upload.fileName}`}
+            label={checking ? `Check of ${upload.fileName}` : `Upload of ${upload.fileName}`}
             valueText={`${formatPercent(upload.progress)}, ${stateLabel(upload)}`}
           />
         </div>

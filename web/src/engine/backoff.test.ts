@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isTransient, retryDelayMs } from "./backoff";
+import { busyServerDelayMs, isTransient, retryDelayMs } from "./backoff";
 import { HttpError, NetworkError } from "./types";
 
 const options = { baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -10,7 +10,7 @@ describe("isTransient", () => {
     expect(isTransient(new HttpError(status, "x"))).toBe(true);
   });
 
-  it.each([400, 401, 403, 404, 409, 410, 413, 415, 422])("does not retry %i", (status) => {
+  it.each([400, 401, 403, 404, 409, 410, 413, 415, 422, 507])("does not retry %i", (status) => {
     expect(isTransient(new HttpError(status, "x"))).toBe(false);
   });
 
@@ -50,5 +50,19 @@ describe("retryDelayMs", () => {
   it("ignores Retry-After on other statuses, and backs off when 429 has none", () => {
     expect(retryDelayMs(1, new HttpError(500, "boom", 60), options, () => 0.5)).toBe(250);
     expect(retryDelayMs(2, new HttpError(429, "slow"), options, () => 0.5)).toBe(500);
+  });
+});
+
+describe("busyServerDelayMs", () => {
+  it("is the Retry-After of a 429 or 503", () => {
+    expect(busyServerDelayMs(new HttpError(429, "slow", 3))).toBe(3000);
+    expect(busyServerDelayMs(new HttpError(503, "busy", 120))).toBe(120_000);
+  });
+
+  it("is null without a wait to honour: no Retry-After, a zero one, another status or no HTTP answer", () => {
+    expect(busyServerDelayMs(new HttpError(503, "busy"))).toBeNull();
+    expect(busyServerDelayMs(new HttpError(429, "slow", 0))).toBeNull();
+    expect(busyServerDelayMs(new HttpError(500, "boom", 5))).toBeNull();
+    expect(busyServerDelayMs(new NetworkError())).toBeNull();
   });
 });

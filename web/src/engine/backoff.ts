@@ -7,11 +7,25 @@ export interface BackoffOptions {
   maxDelayMs: number;
 }
 
+/** HTTP 507: the server's disk is full, which no quick retry fixes. */
+export const INSUFFICIENT_STORAGE = 507;
+
 /** Statuses that say "not now" rather than "no": timeouts, rate limits and server trouble. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof NetworkError) return true;
   if (!(error instanceof HttpError)) return false;
+  if (error.status === INSUFFICIENT_STORAGE) return false;
   return error.status === 408 || error.status === 429 || error.status >= 500;
+}
+
+/**
+ * Milliseconds a 429 or 503 asked us to wait with Retry-After, or null when it named no wait.
+ * Such a wait is the server pacing us, not a failure, so it is not counted as an attempt.
+ */
+export function busyServerDelayMs(error: unknown): number | null {
+  const retryAfter = retryAfterMs(error);
+  // "Retry-After: 0" paces nothing; not counting it could resend in a tight loop.
+  return retryAfter !== null && retryAfter > 0 ? retryAfter : null;
 }
 
 /**

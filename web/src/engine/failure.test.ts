@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { AttemptsExhaustedError, describeFailure, SessionEndedError, UploadFailure } from "./failure";
-import { HttpError, NetworkError } from "./types";
+import {
+  AttemptsExhaustedError,
+  describeFailure,
+  FileChangedError,
+  isStorageFull,
+  SessionEndedError,
+  storageFullMessage,
+  UploadFailure,
+} from "./failure";
+import { HttpError, NetworkError, ResumeMismatchError } from "./types";
 
 describe("describeFailure", () => {
   it("says a file that can no longer be read must be picked again, and offers no retry", () => {
@@ -27,6 +35,27 @@ describe("describeFailure", () => {
       message: "This upload was cancelled",
       canRetry: false,
     });
+  });
+
+  it("says a file that no longer matches what was uploaded changed, and offers no retry", () => {
+    expect(describeFailure(new FileChangedError(3))).toEqual({
+      message: "The file changed since the upload started: chunk 3 differs from the part already uploaded",
+      canRetry: false,
+    });
+    expect(describeFailure(new ResumeMismatchError("The file has changed"))).toEqual({
+      message: "The file has changed",
+      canRetry: false,
+    });
+  });
+
+  it("passes on the server's words about a full disk", () => {
+    const full = new HttpError(507, "no space left on the upload volume");
+    expect(isStorageFull(full)).toBe(true);
+    expect(isStorageFull(new HttpError(503, "busy"))).toBe(false);
+    expect(storageFullMessage(full)).toBe(
+      "The server is out of storage space (no space left on the upload volume); resume the upload once space is free",
+    );
+    expect(describeFailure(full).message).toBe("The server is out of storage space: no space left on the upload volume");
   });
 
   it("still says something for an unexpected error", () => {

@@ -1,6 +1,7 @@
 // Why an upload stopped, in words a user can act on. Errors are mapped to words here only.
 
-import { HttpError, NetworkError } from "./types";
+import { INSUFFICIENT_STORAGE } from "./backoff";
+import { HttpError, NetworkError, ResumeMismatchError } from "./types";
 
 /** The sign-in could not be renewed (refresh rejected, or still 401 after a refresh). */
 export class SessionEndedError extends Error {
@@ -30,6 +31,24 @@ export class UploadFailure extends Error {
   }
 }
 
+/** The server already holds other bytes for chunk `n` (409): the file is not what it was. */
+export class FileChangedError extends UploadFailure {
+  constructor(n: number) {
+    super(`The file changed since the upload started: chunk ${n} differs from the part already uploaded`, false);
+    this.name = "FileChangedError";
+  }
+}
+
+/** The server's disk is full (507): worth resuming later, not retrying now. */
+export function isStorageFull(error: unknown): error is HttpError {
+  return error instanceof HttpError && error.status === INSUFFICIENT_STORAGE;
+}
+
+/** Why an upload was paused for a full disk, with the server's own words. */
+export function storageFullMessage(error: HttpError): string {
+  return `The server is out of storage space (${error.message}); resume the upload once space is free`;
+}
+
 export interface FailureReason {
   message: string;
   canRetry: boolean;
@@ -37,6 +56,7 @@ export interface FailureReason {
 
 export function describeFailure(error: unknown): FailureReason {
   if (error instanceof UploadFailure) return { message: error.message, canRetry: error.canRetry };
+  if (error instanceof ResumeMismatchError) return { message: error.message, canRetry: false };
   if (error instanceof SessionEndedError || (error instanceof HttpError && error.status === 401)) {
     return { message: new SessionEndedError().message, canRetry: true };
   }
@@ -77,6 +97,8 @@ function refusal(error: HttpError): string {
       return `This type of file is not accepted: ${detail}`;
     case 422:
       return "The file changed while it was being uploaded";
+    case INSUFFICIENT_STORAGE:
+      return `The server is out of storage space: ${detail}`;
     default:
       return `The server refused the upload (${error.status}: ${detail})`;
   }

@@ -42,6 +42,23 @@ describe("JSON calls", () => {
     expect(fetch.mock.calls[0]![1].headers).not.toHaveProperty("X-CSRF-Token");
   });
 
+  it("follows next_cursor through every page of the chunk list", async () => {
+    const pages: Record<string, unknown> = {
+      "/api/v1/uploads/u1/chunks": { chunks: [1, 2], hashes: { "1": "aa", "2": "bb" }, next_cursor: "after 2" },
+      "/api/v1/uploads/u1/chunks?cursor=after%202": { chunks: [3], hashes: {}, next_cursor: "after 3" },
+      "/api/v1/uploads/u1/chunks?cursor=after%203": { chunks: [5], hashes: { "5": "ee" }, next_cursor: null },
+    };
+    const fetch = vi.fn<(url: string, init: RequestInit) => Promise<Response>>(async (url) => json(pages[url]));
+    vi.stubGlobal("fetch", fetch);
+    expect(await transport().listChunks("u1")).toEqual({ chunks: [1, 2, 3, 5], hashes: { "1": "aa", "2": "bb", "5": "ee" } });
+    expect(fetch.mock.calls.map(([url]) => url)).toEqual(Object.keys(pages));
+  });
+
+  it("refuses a chunk list whose cursor comes back again, rather than page forever", async () => {
+    stubFetch(() => json({ chunks: [1], hashes: {}, next_cursor: "same" }));
+    await expect(transport().listChunks("u1")).rejects.toThrow("never ends");
+  });
+
   it("cancels with DELETE and refreshes with POST, accepting empty answers", async () => {
     const fetch = stubFetch(() => new Response(null, { status: 204 }));
     await transport().cancelUpload("u1");

@@ -26,8 +26,26 @@ export class HttpTransport implements Transport {
     return this.json<UploadView>("GET", `/uploads/${encodeURIComponent(uploadId)}`);
   }
 
-  listChunks(uploadId: string): Promise<ChunkList> {
-    return this.json<ChunkList>("GET", `/uploads/${encodeURIComponent(uploadId)}/chunks`);
+  /** Follows `next_cursor` page by page, so the caller always gets the whole list. */
+  async listChunks(uploadId: string): Promise<ChunkList> {
+    const path = `/uploads/${encodeURIComponent(uploadId)}/chunks`;
+    const chunks: number[] = [];
+    const hashes: Record<string, string> = {};
+    const cursorsSeen = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page: ChunkList = await this.json<ChunkList>(
+        "GET",
+        cursor === null ? path : `${path}?cursor=${encodeURIComponent(cursor)}`,
+      );
+      chunks.push(...page.chunks);
+      Object.assign(hashes, page.hashes);
+      cursor = page.next_cursor ?? null;
+      // A server that hands out a cursor twice would keep us paging forever.
+      if (cursor !== null && cursorsSeen.has(cursor)) throw new Error("the server's list of stored chunks never ends");
+      if (cursor !== null) cursorsSeen.add(cursor);
+    } while (cursor !== null);
+    return { chunks, hashes };
   }
 
   async cancelUpload(uploadId: string): Promise<void> {

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PROGRESS_INTERVAL_MS, UploadManager } from "./manager";
+import { sha256Hex } from "./digest";
 import {
+  alteredCopy,
   deferred,
   FakeClock,
   FakeConnectivity,
@@ -9,6 +11,7 @@ import {
   makeFile,
   tick,
   until,
+  type Deferred,
 } from "./test-fakes";
 import {
   HttpError,
@@ -105,6 +108,20 @@ describe("a plain upload", () => {
     expect(t.snap(id).error).toBe("The server could not assemble the file");
   });
 
+  it("says why the server could not assemble the file when it gives a reason", async () => {
+    const t = setup();
+    t.server.pollsBeforeComplete = 1_000_000;
+    const id = t.engine.start(makeFile(8));
+    await t.reaches(id, "finalizing");
+    const session = t.server.session(t.uploadId(id));
+    session.view = { ...session.view, status: "failed", failure_reason: "chunk 3 is missing" };
+    await t.reaches(id, "failed");
+    expect(t.snap(id)).toMatchObject({
+      error: "The server could not assemble the file: chunk 3 is missing",
+      canRetry: false,
+    });
+  });
+
   it("cuts the file where the server says, slicing chunk by chunk", async () => {
     const t = setup();
     t.server.chunkSize = 3;
@@ -158,7 +175,7 @@ describe("retry policy", () => {
     [400, "The server rejected the upload: nope"],
     [403, "The server refused access: nope"],
     [404, "This upload no longer exists"],
-    [409, "The server refused the chunk: nope"],
+    [409, "The file changed since the upload started: chunk 2 differs from the part already uploaded"],
     [410, "This upload has expired or was cancelled"],
     [413, "The file is too large: nope"],
     [415, "This type of file is not accepted: nope"],
@@ -213,6 +230,86 @@ describe("retry policy", () => {
   });
 });
 
+describe("a server out of storage space (507)", () => {
+  it("pauses the upload with the server's words instead of retrying, and resuming clears them", async () => {
+    const t = setup({ concurrency: 1 });
+    let full = true;
+    t.server.onPut = (n) => (full && n === 2 ? new HttpError(507, "the disk holding uploads is full") : undefined);
+    const id = t.engine.start(makeFile(12));
+    await t.reaches(id, "paused");
+    const upload = t.uploadId(id);
+    expect(t.snap(id).error).toBe(
+      "The server is out of storage space (the disk holding uploads is full); resume the upload once space is free",
+    );
+    for (let i = 0; i < 10; i += 1) await tick();
+    expect(t.server.putNumbers(upload)).toEqual([1, 2]);
+    expect(t.backoffs()).toEqual([]);
+    expect(t.snap(id).state).toBe("paused");
+
+    full = false;
+    t.engine.resume(id);
+    expect(t.snap(id)).toMatchObject({ state: "uploading", error: null });
+    await t.reaches(id, "completed");
+    expect(t.server.putNumbers(upload)).toEqual([1, 2, 2, 3]);
+    expect(t.snap(id).error).toBeNull();
+  });
+
+  it("pauses every chunk in flight, not only the one refused", async () => {
+    const t = setup({ concurrency: 3 });
+    const gate = deferred();
+    t.server.onPut = (n) => (n === 1 ? new HttpError(507, "no space left") : gate.promise);
+    const id = t.engine.start(makeFile(16));
+    await t.reaches(id, "paused");
+    expect(t.server.puts.every((p) => p.signal.aborted || p.n === 1)).toBe(true);
+    gate.resolve();
+    for (let i = 0; i < 10; i += 1) await tick();
+    expect(t.snap(id).state).toBe("paused");
+  });
+});
+
+describe("a busy server (429 or 503 with Retry-After)", () => {
+  it.each([
+    [429, "too many chunk uploads at once"],
+    [503, "the server is busy"],
+  ])("is waited out on %i as long as it asks, without using up attempts", async (status, message) => {
+    const t = setup({ maxAttempts: 3, concurrency: 1 });
+    t.server.onPut = (n, attempt) => (n === 1 && attempt <= 20 ? new HttpError(status, message, 2) : undefined);
+    const id = t.engine.start(makeFile(8));
+    await t.reaches(id, "completed");
+    expect(t.server.putNumbers(t.uploadId(id))).toEqual([...Array<number>(21).fill(1), 2]);
+    expect(t.backoffs()).toEqual(Array<number>(20).fill(2000));
+  });
+
+  it("stops waiting when the upload is paused", async () => {
+    const t = setup({ concurrency: 1 });
+    t.clock.hold();
+    t.server.onPut = (_n, attempt) => (attempt === 1 ? new HttpError(503, "busy", 60) : undefined);
+    const id = t.engine.start(makeFile(4));
+    await until(() => t.backoffs().length === 1, "the Retry-After wait");
+    expect(t.backoffs()).toEqual([60_000]);
+    t.engine.pause(id);
+    for (let i = 0; i < 10; i += 1) await tick();
+    expect(t.server.puts).toHaveLength(1);
+    expect(t.snap(id).state).toBe("paused");
+    t.clock.release();
+    t.engine.resume(id);
+    await t.reaches(id, "completed");
+    expect(t.server.puts).toHaveLength(2);
+  });
+
+  it("counts the waits as failed attempts once maxBusyWaitMs is used up", async () => {
+    const t = setup({ maxAttempts: 2, maxBusyWaitMs: 5000, concurrency: 1 });
+    t.server.onPut = () => new HttpError(503, "busy", 2);
+    const id = t.engine.start(makeFile(4));
+    await t.reaches(id, "failed");
+    // Two free waits (4 s of the 5 s allowed), then two counted attempts.
+    expect(t.server.puts).toHaveLength(4);
+    expect(t.backoffs()).toEqual([2000, 2000, 2000]);
+    expect(t.snap(id)).toMatchObject({ canRetry: true });
+    expect(t.snap(id).error).toMatch(/kept failing \(503: busy\)/);
+  });
+});
+
 describe("backoff", () => {
   it("grows exponentially with full jitter and is capped at maxDelayMs", async () => {
     const t = setup({ baseDelayMs: 1000, maxDelayMs: 3000, maxAttempts: 10, concurrency: 1 });
@@ -238,8 +335,9 @@ describe("backoff", () => {
     t.server.onPut = (_n, attempt) => answers[attempt - 1];
     const id = t.engine.start(makeFile(4));
     await t.reaches(id, "completed");
-    // The third, a 500, backs off as usual: random() * min(3000, 1000 * 2^2).
-    expect(t.backoffs()).toEqual([7000, 2000, 1500]);
+    // The 500 backs off as usual, as the first failed attempt (the waits before it were not
+    // failures): random() * min(3000, 1000 * 2^0).
+    expect(t.backoffs()).toEqual([7000, 2000, 500]);
   });
 });
 
@@ -383,7 +481,7 @@ describe("bounded concurrency", () => {
 });
 
 describe("resumeWith", () => {
-  it("checks a stored chunk, then sends only the missing chunks, starting from the stored bytes", async () => {
+  it("checks the stored chunks, then sends only the missing chunks, starting from the stored bytes", async () => {
     const t = setup();
     const file = makeFile(18, "movie.mkv");
     const view = await t.server.seed(file, [1, 3]);
@@ -401,7 +499,7 @@ describe("resumeWith", () => {
   it.each([
     ["name", makeFile(18, "other.mkv"), /upload is for "movie.mkv" but you picked "other.mkv"/],
     ["size", makeFile(17, "movie.mkv"), /had 18 bytes but the picked file has 17/],
-    ["content", makeFile(18, "movie.mkv", 1), /This is not the same file: its content differs/],
+    ["content", makeFile(18, "movie.mkv", 1), /The file has changed: its content differs from what was already uploaded/],
   ])("rejects a file with a different %s and sends nothing", async (_what, picked, message) => {
     const t = setup();
     const view = await t.server.seed(makeFile(18, "movie.mkv"), [2]);
@@ -468,6 +566,174 @@ describe("resumeWith", () => {
     const id = await t.engine.resumeWith(file, view);
     await t.reaches(id, "completed");
     expect(t.server.putNumbers(view.upload_id).sort()).toEqual([1, 2]);
+  });
+
+  it("rejects a session the server could not assemble, with the server's reason", async () => {
+    const t = setup();
+    const file = makeFile(8, "broken.bin");
+    const view = await t.server.seed(file, [1, 2], "failed");
+    const attempt = t.engine.resumeWith(file, { ...view, failure_reason: "chunk 2 is missing" });
+    await expect(attempt).rejects.toThrow("The server could not assemble the file: chunk 2 is missing");
+    expect(t.engine.snapshots()).toEqual([]);
+  });
+});
+
+describe("resumeWith checks every stored chunk", () => {
+  /** Hold each hash until the test lets it go. */
+  function holdHashes(t: ReturnType<typeof setup>): Deferred[] {
+    const held: Deferred[] = [];
+    t.hasher.onHash = () => {
+      const gate = deferred();
+      held.push(gate);
+      return gate.promise;
+    };
+    return held;
+  }
+
+  it("refuses a file whose last stored chunk differs, and sends nothing", async () => {
+    const t = setup();
+    const original = makeFile(22, "movie.mkv");
+    const view = await t.server.seed(original, [1, 2, 3, 4]);
+    // Chunks 1 to 3 are equal; only chunk 4 (bytes 12 to 15) differs.
+    const picked = await alteredCopy(original, 13);
+    const attempt = t.engine.resumeWith(picked, view);
+    await expect(attempt).rejects.toBeInstanceOf(ResumeMismatchError);
+    await expect(attempt).rejects.toThrow("The file has changed: its content differs from what was already uploaded");
+    for (let i = 0; i < 10; i += 1) await tick();
+    expect(t.server.puts).toEqual([]);
+    expect(t.engine.snapshots()).toEqual([]);
+    expect(t.server.stored(view.upload_id)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("hashes every stored chunk before the first PUT, then sends only the missing ones", async () => {
+    const t = setup();
+    const file = makeFile(20, "movie.mkv");
+    const view = await t.server.seed(file, [1, 2, 4]);
+    t.hasher.onHash = () => {
+      t.server.calls.push("hash");
+      return undefined;
+    };
+    const id = await t.engine.resumeWith(file, view);
+    await t.reaches(id, "completed");
+
+    const calls = t.server.calls;
+    const firstPut = calls.findIndex((c) => c.startsWith("PUT "));
+    expect(calls.slice(0, 4)).toEqual([`GET ${view.upload_id}/chunks`, "hash", "hash", "hash"]);
+    expect(firstPut).toBeGreaterThan(3);
+    const checked = await Promise.all(t.hasher.hashed.slice(0, 3).map((blob) => sha256Hex(blob)));
+    const storedHashes = [1, 2, 4].map((n) => t.server.session(view.upload_id).stored.get(n));
+    expect(checked.sort()).toEqual(storedHashes.sort());
+    expect(t.server.putNumbers(view.upload_id).sort()).toEqual([3, 5]);
+  });
+
+  it("shows the check as progress that only grows and reaches the bytes checked", async () => {
+    const t = setup({ concurrency: 1 });
+    const file = makeFile(24, "movie.mkv");
+    const view = await t.server.seed(file, [1, 2, 3, 4]);
+    const held = holdHashes(t);
+    const resuming = t.engine.resumeWith(file, view);
+    const id = t.engine.snapshots()[0]!.id;
+    for (let k = 1; k <= 4; k += 1) {
+      await until(() => held.length === k, `chunk ${k} to be hashed`);
+      await until(() => t.snap(id).bytesDone === (k - 1) * 4, `${(k - 1) * 4} bytes checked`);
+      expect(t.snap(id).state).toBe("hashing");
+      if (k === 4) t.hasher.onHash = () => undefined;
+      held[k - 1]!.resolve();
+    }
+    await resuming;
+
+    const checking = t.timeline(id).filter((s) => s.state === "hashing");
+    expectNonDecreasing(checking.map((s) => s.bytesDone));
+    expectNonDecreasing(checking.map((s) => s.progress));
+    expect(new Set(checking.map((s) => s.bytesDone))).toEqual(new Set([0, 4, 8, 12, 16]));
+    expect(checking.at(-1)).toMatchObject({ bytesDone: 16, progress: 16 / 24, chunksDone: 4 });
+    await t.reaches(id, "completed");
+    expectNonDecreasing(t.timeline(id).map((s) => s.bytesDone));
+    expect(t.server.putNumbers(view.upload_id).sort()).toEqual([5, 6]);
+  });
+
+  it("sends again a stored chunk whose hash the server does not know", async () => {
+    const t = setup();
+    const file = makeFile(16, "movie.mkv");
+    const view = await t.server.seed(file, [1, 2, 3]);
+    t.server.session(view.upload_id).hashUnknown.add(2);
+    const id = await t.engine.resumeWith(file, view);
+    // Only the chunks that could be checked count as stored.
+    expect(t.snap(id)).toMatchObject({ bytesDone: 8, chunksDone: 2 });
+    await t.reaches(id, "completed");
+    // The unchecked chunk goes first (the server answers "already stored" for the same bytes).
+    expect(t.server.putNumbers(view.upload_id)).toEqual([2, 4]);
+  });
+
+  it("fails without retrying when the server holds other bytes for a chunk it could not vouch for (409)", async () => {
+    const t = setup();
+    const original = makeFile(16, "movie.mkv");
+    const view = await t.server.seed(original, [1, 2]);
+    t.server.session(view.upload_id).hashUnknown.add(2);
+    // Chunk 1 matches; chunk 2 differs, but its stored hash is unknown so only the server can tell.
+    const picked = await alteredCopy(original, 5);
+    const id = await t.engine.resumeWith(picked, view);
+    await t.reaches(id, "failed");
+    expect(t.snap(id)).toMatchObject({
+      error: "The file changed since the upload started: chunk 2 differs from the part already uploaded",
+      canRetry: false,
+    });
+    // Chunk 2 went alone and first, so the server never held every chunk of the mixed file.
+    expect(t.server.putNumbers(view.upload_id)).toEqual([2]);
+    expect(t.backoffs()).toEqual([]);
+    expect(t.server.session(view.upload_id).view.status).toBe("in_progress");
+  });
+
+  it("stops the check when paused, and finishes it before sending anything on resume", async () => {
+    const t = setup({ concurrency: 1 });
+    const file = makeFile(20, "movie.mkv");
+    const view = await t.server.seed(file, [1, 2, 3]);
+    const held = holdHashes(t);
+    const resuming = t.engine.resumeWith(file, view);
+    const id = t.engine.snapshots()[0]!.id;
+    await until(() => held.length === 1, "chunk 1 to be hashed");
+    held[0]!.resolve();
+    await until(() => held.length === 2, "chunk 2 to be hashed");
+
+    t.engine.pause(id);
+    expect(t.snap(id).state).toBe("paused");
+    await expect(resuming).resolves.toBe(id);
+    held[1]!.resolve();
+    for (let i = 0; i < 10; i += 1) await tick();
+    // Chunk 3 was never hashed, chunk 2's late hash was ignored, and nothing was sent.
+    expect(held).toHaveLength(2);
+    expect(t.snap(id)).toMatchObject({ state: "paused", bytesDone: 4, chunksDone: 1 });
+    expect(t.server.puts).toEqual([]);
+
+    t.hasher.onHash = () => {
+      t.server.calls.push("hash");
+      return undefined;
+    };
+    const callsBefore = t.server.calls.length;
+    t.engine.resume(id);
+    await t.reaches(id, "completed");
+    const after = t.server.calls.slice(callsBefore);
+    // Chunks 2 and 3 are checked (chunk 1 passed before the pause), then 4 and 5 are sent.
+    expect(after.slice(0, 4)).toEqual([`GET ${view.upload_id}`, `GET ${view.upload_id}/chunks`, "hash", "hash"]);
+    expect(t.timeline(id).map((s) => s.state)).toContain("hashing");
+    expect(t.server.putNumbers(view.upload_id).sort()).toEqual([4, 5]);
+  });
+
+  it("can be cancelled while a chunk is being hashed", async () => {
+    const t = setup();
+    const file = makeFile(12, "movie.mkv");
+    const view = await t.server.seed(file, [1, 2]);
+    const held = holdHashes(t);
+    const resuming = t.engine.resumeWith(file, view);
+    const id = t.engine.snapshots()[0]!.id;
+    await until(() => held.length === 2, "both stored chunks to be hashed");
+    await t.engine.cancel(id);
+    for (const gate of held) gate.resolve();
+    await expect(resuming).resolves.toBe(id);
+    for (let i = 0; i < 10; i += 1) await tick();
+    expect(t.snap(id).state).toBe("cancelled");
+    expect(t.server.puts).toEqual([]);
+    expect(t.server.calls).toContain(`DELETE ${view.upload_id}`);
   });
 });
 

@@ -1,11 +1,12 @@
 // The upload engine: queues uploads, sends their chunks through a bounded pool, follows the server
 // until it has assembled the file, and publishes what happens as immutable snapshots.
 
-import type { UploadStatus, UploadView } from "../api/types";
+import type { ChunkList, UploadStatus, UploadView } from "../api/types";
 import { systemClock, type Clock } from "./clock";
-import { describeFailure, UploadFailure } from "./failure";
+import { describeFailure, FileChangedError, isStorageFull, storageFullMessage, UploadFailure } from "./failure";
 import { OnlineGate } from "./online";
 import { RequestPolicy } from "./request-policy";
+import { unlessAborted } from "./signals";
 import {
   HttpError,
   ResumeMismatchError,
@@ -25,6 +26,7 @@ const DEFAULT_OPTIONS: Required<EngineOptions> = {
   maxAttempts: 8,
   baseDelayMs: 500,
   maxDelayMs: 30_000,
+  maxBusyWaitMs: 30 * 60_000,
   pollIntervalMs: 500,
 };
 
@@ -39,6 +41,9 @@ const DEAD_END: Partial<Record<UploadStatus, string>> = {
 };
 
 const FINISHED: ReadonlySet<UploadState> = new Set(["completed", "failed", "cancelled"]);
+
+const CONTENT_DIFFERS =
+  "The file has changed: its content differs from what was already uploaded. Pick the original file, or cancel this upload and start again";
 
 type Listener = (snapshots: UploadSnapshot[]) => void;
 
@@ -88,16 +93,19 @@ export class UploadManager implements UploadEngine {
       throw new Error("This upload is already being continued here");
     }
     const job = this.addJob(file, "hashing", upload);
+    job.needsCheck = true;
     const controller = new AbortController();
     job.controller = controller;
     try {
-      await this.verifyPickedFile(job, job.session!, upload.status, controller.signal);
+      await this.checkPickedFile(job, job.session!, upload, controller.signal);
     } catch (error) {
-      // Cancelled or disposed while checking: the job itself shows that.
+      // Paused, cancelled or disposed while checking: the job itself shows that.
       if (controller.signal.aborted) return job.id;
       this.forget(job);
       throw error instanceof ResumeMismatchError ? error : new Error(describeFailure(error).message);
     }
+    // Paused just as the check ended: resume() carries on from there.
+    if (controller.signal.aborted) return job.id;
     job.controller = null;
     this.setState(job, "queued");
     this.schedule();
@@ -106,13 +114,15 @@ export class UploadManager implements UploadEngine {
 
   pause(id: string): void {
     const job = this.find(id);
-    if (job === undefined || (job.state !== "queued" && job.state !== "uploading")) return;
+    if (job === undefined || (job.state !== "queued" && job.state !== "uploading" && job.state !== "hashing")) return;
     this.halt(job, "paused");
   }
 
   resume(id: string): void {
     const job = this.find(id);
     if (job?.state !== "paused") return;
+    // Whatever paused it (a full disk, say) is for the next run to find out again.
+    job.error = null;
     this.setState(job, "queued");
     this.schedule();
   }
@@ -181,7 +191,7 @@ export class UploadManager implements UploadEngine {
     job.controller = controller;
     job.holdsSlot = true;
     job.meter.restart();
-    this.setState(job, "uploading");
+    this.setState(job, job.needsCheck ? "hashing" : "uploading");
     void this.run(job, controller);
   }
 
@@ -197,6 +207,12 @@ export class UploadManager implements UploadEngine {
     if (!job.holdsSlot) return;
     job.holdsSlot = false;
     this.schedule();
+  }
+
+  /** Stop a job for a reason the user must see, leaving them to resume it later. */
+  private pauseFor(job: UploadJob, message: string): void {
+    job.error = message;
+    this.halt(job, "paused");
   }
 
   private fail(job: UploadJob, error: unknown): void {
@@ -234,15 +250,24 @@ export class UploadManager implements UploadEngine {
     } catch (error) {
       // Paused, cancelled or disposed: whoever stopped the run has set the state.
       if (signal.aborted) return;
-      this.fail(job, error);
+      // A full disk is the server's to fix: retrying now would only fill the log, so wait paused.
+      if (isStorageFull(error)) this.pauseFor(job, storageFullMessage(error));
+      else this.fail(job, error);
     }
   }
 
   private async prepareSession(job: UploadJob, signal: AbortSignal): Promise<ServerSession> {
     const session = job.session;
     if (session === null) return this.createSession(job, signal);
-    if (job.needsSync) {
-      await this.syncStoredChunks(session, signal);
+    if (job.needsCheck) {
+      // Paused while the picked file was being checked: finish the check before sending anything.
+      const view = await this.requests.run(() => this.transport.getUpload(session.uploadId), signal);
+      await this.checkPickedFile(job, session, view, signal);
+      signal.throwIfAborted();
+      job.needsSync = false;
+      this.setState(job, "uploading");
+    } else if (job.needsSync) {
+      await this.syncStoredChunks(job, session, signal);
       job.needsSync = false;
       this.changed(job);
     }
@@ -272,41 +297,73 @@ export class UploadManager implements UploadEngine {
   }
 
   /** Learn which chunks the server already holds (after a pause or a failure). */
-  private async syncStoredChunks(session: ServerSession, signal: AbortSignal): Promise<void> {
+  private async syncStoredChunks(job: UploadJob, session: ServerSession, signal: AbortSignal): Promise<void> {
     const view = await this.requests.run(() => this.transport.getUpload(session.uploadId), signal);
-    if (holdsEveryChunk(session, view.status)) return;
+    if (holdsEveryChunk(session, view)) return;
     const list = await this.requests.run(() => this.transport.listChunks(session.uploadId), signal);
-    session.transfer.resetStored(list.chunks);
+    const { checkable, unchecked } = splitStored(list);
+    session.transfer.resetStored(checkable);
+    job.uncheckedStored = new Set(unchecked);
   }
 
   /**
    * Check that the picked file is the one the session was started with, before anything is sent:
-   * hash one chunk the server holds and compare with the server's hash of it.
+   * hash every chunk the server holds, `concurrency` at a time, and compare each with the server's
+   * hash of it. A chunk counts as stored once it passes, so the bar moves with the bytes checked.
+   * A stored chunk whose hash the server does not know cannot be checked: it is sent again, and
+   * the server refuses it (409) if its bytes differ.
    */
-  private async verifyPickedFile(
+  private async checkPickedFile(
     job: UploadJob,
     session: ServerSession,
-    status: UploadStatus,
+    view: UploadView,
     signal: AbortSignal,
   ): Promise<void> {
-    if (holdsEveryChunk(session, status)) return;
+    if (holdsEveryChunk(session, view)) {
+      job.needsCheck = false;
+      return;
+    }
     const list = await this.requests.run(() => this.transport.listChunks(session.uploadId), signal);
     signal.throwIfAborted();
-    // Without any stored hash there is nothing to compare; name and size already matched.
-    const sample = list.chunks.find((n) => list.hashes[String(n)] !== undefined);
-    if (sample !== undefined) {
-      const actual = await this.hasher.hash(job.file.slice(...session.transfer.layout.range(sample)));
-      signal.throwIfAborted();
-      if (actual.toLowerCase() !== list.hashes[String(sample)]!.toLowerCase()) {
-        throw new ResumeMismatchError("This is not the same file: its content differs");
+    const { transfer } = session;
+    const { checkable, unchecked } = splitStored(list);
+    job.uncheckedStored = new Set(unchecked);
+    // Chunks that passed a check interrupted by a pause are not hashed again.
+    const queue = checkable.filter((n) => !transfer.isStored(n));
+    let mismatch = false;
+    const worker = async () => {
+      for (let n = queue.shift(); n !== undefined && !mismatch; n = queue.shift()) {
+        // A pause must not wait for a hash of a large chunk to finish.
+        const actual = await unlessAborted(this.hasher.hash(job.file.slice(...transfer.layout.range(n))), signal);
+        signal.throwIfAborted();
+        if (mismatch) return;
+        if (actual.toLowerCase() !== list.hashes[String(n)]!.toLowerCase()) {
+          mismatch = true;
+          throw new ResumeMismatchError(CONTENT_DIFFERS);
+        }
+        transfer.markStored(n);
+        this.changed(job, false);
       }
-    }
-    session.transfer.resetStored(list.chunks);
+    };
+    const workers = Math.min(this.options.concurrency, queue.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    transfer.resetStored(checkable);
+    job.needsCheck = false;
+    // Publish the last checked bytes while still "hashing", so the bar ends where the check did.
+    this.changed(job);
   }
 
   /** Send the chunks the server lacks, `concurrency` at a time, each hashed just before it goes. */
   private async sendMissingChunks(job: UploadJob, session: ServerSession, signal: AbortSignal): Promise<void> {
-    const queue = session.transfer.missing();
+    const missing = session.transfer.missing();
+    // Unchecked stored chunks go first and on their own: were the rest sent alongside, the server
+    // could hold every chunk, and assemble the file, before it refuses a changed one.
+    await this.sendChunks(job, session, missing.filter((n) => job.uncheckedStored.has(n)), signal);
+    signal.throwIfAborted();
+    await this.sendChunks(job, session, missing.filter((n) => !job.uncheckedStored.has(n)), signal);
+  }
+
+  private async sendChunks(job: UploadJob, session: ServerSession, queue: number[], signal: AbortSignal): Promise<void> {
     const worker = async () => {
       for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
         signal.throwIfAborted();
@@ -335,13 +392,22 @@ export class UploadManager implements UploadEngine {
           transfer.drop(n);
         }
       }, signal);
+    const hashAndPut = async () => {
+      try {
+        await put(await this.hasher.hash(body));
+      } catch (error) {
+        // The server holds other bytes for this chunk: no retry can make them agree.
+        if (!signal.aborted && isConflict(error)) throw new FileChangedError(n);
+        throw error;
+      }
+    };
     try {
-      await put(await this.hasher.hash(body));
+      await hashAndPut();
     } catch (error) {
       if (signal.aborted || !isChecksumMismatch(error)) throw error;
       // The server got other bytes than we hashed: a flaky read, or the file changed under us.
       // Hash again and resend once; a second mismatch fails the upload.
-      await put(await this.hasher.hash(body));
+      await hashAndPut();
     }
     transfer.markStored(n);
     this.changed(job, false);
@@ -359,7 +425,7 @@ export class UploadManager implements UploadEngine {
         this.setState(job, "completed");
         return;
       }
-      throwIfDeadEnd(view.status);
+      throwIfDeadEnd(view);
       await this.clock.sleep(this.options.pollIntervalMs, signal);
       signal.throwIfAborted();
     }
@@ -436,17 +502,22 @@ function withDefaults(options: EngineOptions): Required<EngineOptions> {
   return merged;
 }
 
-function throwIfDeadEnd(status: UploadStatus): void {
-  const deadEnd = DEAD_END[status];
-  if (deadEnd !== undefined) throw new UploadFailure(deadEnd, false);
+/** Throw, in the user's words, if the session will never complete; a failure names the server's reason. */
+function throwIfDeadEnd(view: Pick<UploadView, "status" | "failure_reason">): void {
+  const deadEnd = DEAD_END[view.status];
+  if (deadEnd === undefined) return;
+  // Older servers send no reason at all (undefined), so test for any text.
+  const reason = view.status === "failed" ? view.failure_reason : null;
+  throw new UploadFailure(reason ? `${deadEnd}: ${reason}` : deadEnd, false);
 }
 
 /**
  * Whether the session's status says the server has every chunk (finalizing or completed: its
  * chunk files may already be deleted, so its chunk list would mislead). Throws for a dead session.
  */
-function holdsEveryChunk(session: ServerSession, status: UploadStatus): boolean {
-  throwIfDeadEnd(status);
+function holdsEveryChunk(session: ServerSession, view: Pick<UploadView, "status" | "failure_reason">): boolean {
+  throwIfDeadEnd(view);
+  const { status } = view;
   if (status !== "finalizing" && status !== "completed") return false;
   session.transfer.markAllStored();
   return true;
@@ -465,8 +536,18 @@ function checkSameFile(file: File, upload: UploadView): void {
   }
 }
 
+/** Stored chunks whose hash the server reports (only these can count as stored), and the rest. */
+function splitStored(list: ChunkList): { checkable: number[]; unchecked: number[] } {
+  const known = (n: number) => typeof list.hashes[String(n)] === "string";
+  return { checkable: list.chunks.filter(known), unchecked: list.chunks.filter((n) => !known(n)) };
+}
+
 function isChecksumMismatch(error: unknown): boolean {
   return error instanceof HttpError && error.status === 422;
+}
+
+function isConflict(error: unknown): boolean {
+  return error instanceof HttpError && error.status === 409;
 }
 
 /** The published list: frozen so no listener can change what the others see. */

@@ -55,6 +55,10 @@ export class TransferProgress {
     return this.stored.size;
   }
 
+  isStored(n: number): boolean {
+    return this.stored.has(n);
+  }
+
   /** Chunk numbers the server does not have yet, ascending. */
   missing(): number[] {
     const missing: number[] = [];

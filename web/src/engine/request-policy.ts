@@ -1,13 +1,15 @@
 // How every request the engine makes is carried out: only while online, with one shared session
 // refresh on 401, and with backoff retries for transient failures.
 
-import { isTransient, retryDelayMs, type BackoffOptions } from "./backoff";
+import { busyServerDelayMs, isTransient, retryDelayMs, type BackoffOptions } from "./backoff";
 import { AttemptsExhaustedError, SessionEndedError } from "./failure";
 import type { OnlineGate } from "./online";
 import { HttpError, type Transport } from "./types";
 
 export interface RetryOptions extends BackoffOptions {
   maxAttempts: number;
+  /** Total Retry-After waiting (429/503) one request may do before those waits count as attempts. */
+  maxBusyWaitMs: number;
 }
 
 export class RequestPolicy {
@@ -26,10 +28,12 @@ export class RequestPolicy {
 
   /**
    * Run `request` until it succeeds. Transient failures are retried after a backoff, up to
-   * maxAttempts; anything else is rethrown as is. Stopping (`signal`) is never a failed attempt.
+   * maxAttempts; anything else is rethrown as is. Stopping (`signal`) is never a failed attempt,
+   * and neither is waiting out a busy server's Retry-After, for up to maxBusyWaitMs in all.
    */
   async run<T>(request: () => Promise<T>, signal: AbortSignal): Promise<T> {
     let failures = 0;
+    let busyWaitedMs = 0;
     for (;;) {
       await this.online.waitUntilOnline(signal);
       const outagesBefore = this.online.outages;
@@ -39,6 +43,12 @@ export class RequestPolicy {
         signal.throwIfAborted();
         if (!isTransient(error)) throw error;
         if (!this.online.isOnline || this.online.outages !== outagesBefore) continue;
+        const busyMs = busyServerDelayMs(error);
+        if (busyMs !== null && busyWaitedMs + busyMs <= this.options.maxBusyWaitMs) {
+          busyWaitedMs += busyMs;
+          await this.online.backoff(busyMs, signal);
+          continue;
+        }
         failures += 1;
         if (failures >= this.options.maxAttempts) throw new AttemptsExhaustedError(error, failures);
         await this.online.backoff(retryDelayMs(failures, error, this.options), signal);

@@ -20,3 +20,25 @@ export function anySignal(...signals: AbortSignal[]): { signal: AbortSignal; rel
 export function abortError(): DOMException {
   return new DOMException("The request was stopped", "AbortError");
 }
+
+/**
+ * `promise`, or a rejection with the abort reason as soon as `signal` aborts. The work behind
+ * `promise` goes on (a hash in a worker cannot be stopped); only its result is no longer awaited.
+ */
+export function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -38,6 +38,13 @@ export function makeFile(size: number, name = "data.bin", seed = 0, type = "appl
   return new File([bytes], name, { type });
 }
 
+/** The same file with the byte at `offset` changed: same name, size and type, other content. */
+export async function alteredCopy(file: File, offset: number): Promise<File> {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  bytes[offset] = (bytes[offset]! + 1) % 256;
+  return new File([bytes], file.name, { type: file.type });
+}
+
 /** What a scripted PUT attempt does: fail with an error, wait for a promise, or (undefined) succeed. */
 export type PutScript = (n: number, attempt: number, uploadId: string) => Error | Promise<void> | undefined;
 
@@ -53,7 +60,10 @@ export interface PutRecord {
 
 interface FakeSession {
   view: UploadView;
+  /** SHA-256 of each stored chunk's bytes. */
   stored: Map<number, string>;
+  /** Stored chunks whose hash the chunk list leaves out (the server lost or never saved it). */
+  hashUnknown: Set<number>;
   polls: number;
 }
 
@@ -99,8 +109,10 @@ export class FakeServer implements Transport {
         created_at: "2025-01-01T00:00:00Z",
         expires_at: "2025-01-02T00:00:00Z",
         file_id: null,
+        failure_reason: null,
       },
       stored: new Map(),
+      hashUnknown: new Set(),
       polls: 0,
     });
     this.calls.push(`created ${id}`);
@@ -166,9 +178,10 @@ export class FakeServer implements Transport {
 
   async listChunks(uploadId: string): Promise<ChunkList> {
     await this.answer(`GET ${uploadId}/chunks`, this.sessionExpired);
-    const stored = this.session(uploadId).stored;
+    const { stored, hashUnknown } = this.session(uploadId);
     const chunks = [...stored.keys()].sort((a, b) => a - b);
-    return { chunks, hashes: Object.fromEntries(chunks.map((n) => [String(n), stored.get(n)!])) };
+    const known = chunks.filter((n) => !hashUnknown.has(n));
+    return { chunks, hashes: Object.fromEntries(known.map((n) => [String(n), stored.get(n)!])) };
   }
 
   async cancelUpload(uploadId: string): Promise<void> {
@@ -213,7 +226,12 @@ export class FakeServer implements Transport {
     const session = this.session(uploadId);
     if (session.view.status === "cancelled") throw new HttpError(410, "upload cancelled");
     if (actual !== claimed) throw new HttpError(422, `chunk ${n} does not match X-Chunk-Hash`);
+    const before = session.stored.get(n);
+    if (before !== undefined && before !== actual) {
+      throw new HttpError(409, `chunk ${n} is already stored with different content`);
+    }
     session.stored.set(n, actual);
+    session.hashUnknown.delete(n);
     const complete = session.stored.size === session.view.total_chunks;
     session.view = {
       ...session.view,
@@ -241,9 +259,13 @@ export class FakeHasher implements Hasher {
   readonly hashed: Blob[] = [];
   /** Return a wrong hash for this many of the next calls. */
   lies = 0;
+  /** Runs as each hash starts; a promise holds that hash until it resolves. */
+  onHash: (blob: Blob) => Promise<void> | undefined = () => undefined;
 
   async hash(blob: Blob): Promise<string> {
     this.hashed.push(blob);
+    const held = this.onHash(blob);
+    if (held !== undefined) await held;
     const real = await sha256Hex(blob);
     if (this.lies > 0) {
       this.lies -= 1;

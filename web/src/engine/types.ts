@@ -5,7 +5,7 @@ import type { ChunkList, UploadCreated, UploadView } from "../api/types";
 /** Where an upload is, as the user sees it. */
 export type UploadState =
   | "queued" // waiting for a free slot
-  | "hashing" // hashing chunks before sending them (or verifying a file picked for resume)
+  | "hashing" // checking a file picked for resume against every chunk the server holds
   | "uploading"
   | "paused"
   | "finalizing" // every chunk acknowledged; the server is assembling the file
@@ -22,7 +22,7 @@ export interface UploadSnapshot {
   readonly fileType: string;
   readonly fileSize: number;
   readonly state: UploadState;
-  /** Bytes acknowledged plus bytes in flight; never decreases. */
+  /** Bytes acknowledged plus bytes in flight (while "hashing": stored bytes checked so far); never decreases. */
   readonly bytesDone: number;
   /** bytesDone / fileSize, 0..1; never decreases. */
   readonly progress: number;
@@ -33,7 +33,7 @@ export interface UploadSnapshot {
   readonly chunkSize: number | null;
   readonly totalChunks: number | null;
   readonly chunksDone: number;
-  /** Why it failed, in plain words. */
+  /** Why it failed, or why the engine paused it (e.g. the server is out of space), in plain words. */
   readonly error: string | null;
   /** The finished file's id (state "completed"). */
   readonly fileId: string | null;
@@ -56,6 +56,7 @@ export interface Transport {
     options: { signal: AbortSignal; onProgress: (sentBytes: number) => void },
   ): Promise<void>;
   getUpload(uploadId: string): Promise<UploadView>;
+  /** Every stored chunk, however many pages the server splits the list into. */
   listChunks(uploadId: string): Promise<ChunkList>;
   cancelUpload(uploadId: string): Promise<void>;
   /** Rotate the session cookies (POST /auth/refresh); rejects if the user must sign in again. */
@@ -84,6 +85,11 @@ export interface EngineOptions {
   baseDelayMs?: number;
   /** Longest retry delay (default 30 s). */
   maxDelayMs?: number;
+  /**
+   * How long one request may keep waiting out a busy server's Retry-After (429/503) before those
+   * waits count as failed attempts (default 30 min).
+   */
+  maxBusyWaitMs?: number;
   /** How often to poll a finalizing upload (default 500 ms). */
   pollIntervalMs?: number;
 }
@@ -120,8 +126,9 @@ export interface UploadEngine {
   start(file: File): string;
   /**
    * Continue an unfinished server upload (from this or another device) with the file the user
-   * picked again. The file must match name and size, and the hash of a stored chunk, before
+   * picked again. The file must match name and size, and the hash of every stored chunk, before
    * anything is sent (rejects with {@link ResumeMismatchError}); only missing chunks are sent.
+   * While the chunks are checked the upload is "hashing" and its progress counts the bytes checked.
    */
   resumeWith(file: File, upload: UploadView): Promise<string>;
   pause(id: string): void;

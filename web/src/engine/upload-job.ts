@@ -20,6 +20,13 @@ export class UploadJob {
   canRetry = false;
   /** The server's chunk list must be fetched before sending (after a pause or a failure). */
   needsSync = false;
+  /** The file was picked to resume a session and is not yet checked against its stored chunks. */
+  needsCheck = false;
+  /**
+   * Chunks the server holds but reports no hash for, so nothing vouches for their bytes: they are
+   * sent again, first, and the server refuses them (409) if they differ.
+   */
+  uncheckedStored = new Set<number>();
   /** Whether this job counts against parallelUploads. */
   holdsSlot = false;
   /** The session-creating POST while it is in flight. */

@@ -4,7 +4,7 @@ import type { UploadSnapshot, UploadState } from "../engine";
 
 const LABELS: Record<UploadState, string> = {
   queued: "Queued",
-  hashing: "Hashing",
+  hashing: "Checking the file…",
   uploading: "Uploading",
   paused: "Paused",
   finalizing: "Finalizing…",
@@ -15,6 +15,8 @@ const LABELS: Record<UploadState, string> = {
 
 export function stateLabel(upload: Pick<UploadSnapshot, "state" | "error">): string {
   if (upload.state === "failed") return `Failed: ${upload.error ?? "unknown reason"}`;
+  // The engine pauses on its own only for a reason the user must read (the server's disk is full).
+  if (upload.state === "paused" && upload.error) return `Paused: ${upload.error}`;
   return LABELS[upload.state];
 }
 
