@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from lfusys.app import create_app
 from lfusys.settings import Settings
-from tests.support import BASE_URL, LiveServer, make_settings
+from tests.support import BASE_URL, FakeClock, LiveServer, make_settings
 
 AppFactory = Callable[..., Litestar]
 
@@ -26,8 +26,13 @@ def settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock) -> Litestar:
+    return create_app(settings, clock)
 
 
 @pytest.fixture
@@ -37,11 +42,11 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
-def app_factory(data_dir: Path) -> AppFactory:
-    """Build apps over the same data directory (a restart), with setting overrides."""
+def app_factory(data_dir: Path, clock: FakeClock) -> AppFactory:
+    """Build apps over the same data directory (a restart), with setting overrides, on the test's clock."""
 
     def build(**overrides: Any) -> Litestar:
-        return create_app(make_settings(data_dir, **overrides))
+        return create_app(make_settings(data_dir, **overrides), clock)
 
     return build
 

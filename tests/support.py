@@ -25,6 +25,20 @@ from litestar.testing import AsyncTestClient
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.local.database import db_time
 
+
+class FakeClock:
+    """Real time plus an offset the test moves forward, so "later" needs no waiting and no SQL."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
 BASE_URL = "http://127.0.0.1:8000"
 API = "/api/v1"
 PASSWORD = "correct horse battery"

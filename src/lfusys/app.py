@@ -26,9 +26,10 @@ from lfusys.auth.passwords import Passwords
 from lfusys.auth.routes import AuthController
 from lfusys.auth.service import AuthService
 from lfusys.auth.tokens import TokenCodec
+from lfusys.chunks.admission import ChunkAdmission
 from lfusys.chunks.routes import ChunksController
 from lfusys.chunks.service import ChunkIngress
-from lfusys.clock import utc_now
+from lfusys.clock import Clock, utc_now
 from lfusys.errors import EXCEPTION_HANDLERS
 from lfusys.files.routes import FileContentController, FilesController
 from lfusys.files.service import FileLibrary
@@ -64,18 +65,17 @@ def _cookie_policy(settings: Settings) -> CookiePolicy:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, keys: ServerKeys) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, keys: ServerKeys, clock: Clock = utc_now) -> AsyncIterator[Services]:
     """Open the embedded backend and build the domain services on top of it."""
     database = await Database.open(settings.database_path)
     try:
         await apply_migrations(database)
-        yield build_services(settings, keys, database)
+        yield build_services(settings, keys, database, clock)
     finally:
         await database.close()
 
 
-def build_services(settings: Settings, keys: ServerKeys, database: Database) -> Services:
-    clock = utc_now
+def build_services(settings: Settings, keys: ServerKeys, database: Database, clock: Clock) -> Services:
     metadata = SqliteMetadataStore(database)
     queue = LocalEventQueue(database, max_receives=settings.queue_max_receives)
     blobs = LocalBlobStore(settings.blob_root, on_object_created=queue.send)
@@ -93,15 +93,17 @@ def build_services(settings: Settings, keys: ServerKeys, database: Database) -> 
             access_ttl=settings.access_token_ttl,
             refresh_ttl=settings.refresh_token_ttl,
         ),
+        reuse_grace=settings.refresh_reuse_grace,
         clock=clock,
     )
-    sessions = UploadSessions(uploads=metadata.uploads, files=metadata.files, settings=settings, clock=clock)
+    sessions = UploadSessions(uploads=metadata.uploads, settings=settings, clock=clock)
     finalizer = Finalizer(
         uploads=metadata.uploads,
         files=metadata.files,
         blobs=blobs,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
         lease=settings.finalize_lease,
+        max_attempts=settings.finalize_max_attempts,
         clock=clock,
     )
     return Services(
@@ -112,7 +114,13 @@ def build_services(settings: Settings, keys: ServerKeys, database: Database) -> 
         cookies=_cookie_policy(settings),
         auth=auth,
         sessions=sessions,
-        ingress=ChunkIngress(sessions=sessions, uploads=metadata.uploads, blobs=blobs, clock=clock),
+        ingress=ChunkIngress(
+            sessions=sessions,
+            uploads=metadata.uploads,
+            blobs=blobs,
+            admission=ChunkAdmission(per_user=settings.max_chunk_puts_per_user),
+            clock=clock,
+        ),
         files=FileLibrary(
             files=metadata.files,
             blobs=blobs,
@@ -130,6 +138,7 @@ def build_services(settings: Settings, keys: ServerKeys, database: Database) -> 
         ),
         janitor=Janitor(
             uploads=metadata.uploads,
+            files=metadata.files,
             blobs=blobs,
             finalizer=finalizer,
             interval=settings.janitor_interval,
@@ -183,8 +192,9 @@ def _web_app(settings: Settings) -> list[Router | HTTPRouteHandler]:
     return web_routes(directory)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the application. Nothing is opened until the lifespan starts."""
+def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Litestar:
+    """Build the application. Nothing is opened until the lifespan starts; ``clock`` is "now" for
+    every service (tests move it)."""
     settings = settings or load_settings()
     configure_logging(settings)
     keys = load_or_create_keys(settings)
@@ -192,7 +202,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings, keys) as services:
+        async with open_services(settings, keys, clock) as services:
             app.state["services"] = services
             if settings.run_worker:
                 async with background_work(services):

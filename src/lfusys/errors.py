@@ -67,6 +67,20 @@ class ChecksumMismatch(DomainError):
     status_code = 422
 
 
+class TooManyRequests(DomainError):
+    """Refused for now; the client should try again after ``retry_after`` seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InsufficientStorage(DomainError):
+    status_code = 507
+
+
 class DependencyUnavailable(DomainError):
     status_code = 503
 
@@ -76,7 +90,8 @@ def error_response(message: str, status_code: int, headers: dict[str, str] | Non
 
 
 def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    return error_response(exc.message, exc.status_code)
+    headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return error_response(exc.message, exc.status_code, headers)
 
 
 def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: LogLevel = "info"
     access_token_ttl: timedelta = timedelta(minutes=15)
     refresh_token_ttl: timedelta = timedelta(days=30)
+    refresh_reuse_grace: timedelta = timedelta(seconds=30)
+    """A refresh token presented again this soon after its rotation is not a replay (two tabs, a lost response)."""
     # Secrets are generated once and kept in the data directory unless given here.
     jwt_access_secret: str | None = None
     jwt_refresh_secret: str | None = None
@@ -61,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_chunk_size: int = 5 * MiB
     """Keep at 5 MiB or more where chunks become S3 multipart parts; smaller only for tests."""
     max_chunk_size: int = 1 * GiB
+    max_chunk_puts_per_user: int = 16
+    """Chunk uploads one user may have in flight at once; more get 429 with Retry-After."""
     # Background work
     run_worker: bool = True
     """Whether ``lfusys serve`` also runs the event worker and janitor (``lfusys worker`` runs them alone)."""
@@ -69,6 +73,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_visibility_timeout: timedelta = timedelta(seconds=30)
     queue_wait_time: timedelta = timedelta(seconds=10)
     finalize_lease: timedelta = timedelta(seconds=60)
+    finalize_max_attempts: int = 5
+    """Finalization attempts (each failing for a transient reason) before a session is marked failed."""
     janitor_interval: timedelta = timedelta(seconds=60)
     stalled_after: timedelta = timedelta(minutes=5)
     """An ``in_progress`` session idle this long is checked for lost events and finalized if full."""
@@ -151,6 +157,7 @@ def _parse_list(text: str) -> tuple[str, ...]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "access_token_ttl": parse_duration,
     "refresh_token_ttl": parse_duration,
+    "refresh_reuse_grace": parse_duration,
     "max_json_body_bytes": parse_size,
     "max_file_size": parse_size,
     "user_quota_bytes": parse_size,
@@ -195,6 +202,11 @@ def _check(settings: Settings) -> None:
             settings.jwt_refresh_secret is None or len(settings.jwt_refresh_secret) >= 32,
             "must be at least 32 characters",
         ),
+        (
+            "refresh_reuse_grace",
+            timedelta(0) <= settings.refresh_reuse_grace <= timedelta(minutes=5),
+            "must be between 0 and 5m",
+        ),
         ("argon2_time_cost", settings.argon2_time_cost >= 1, "must be at least 1"),
         ("argon2_memory_cost_kib", settings.argon2_memory_cost_kib >= 8, "must be at least 8"),
         ("argon2_parallelism", 1 <= settings.argon2_parallelism <= 64, "must be between 1 and 64"),
@@ -216,11 +228,13 @@ def _check(settings: Settings) -> None:
             settings.min_chunk_size <= settings.default_chunk_size <= settings.max_chunk_size,
             "must be between LFUSYS_MIN_CHUNK_SIZE and LFUSYS_MAX_CHUNK_SIZE",
         ),
+        ("max_chunk_puts_per_user", 1 <= settings.max_chunk_puts_per_user <= 1024, "must be between 1 and 1024"),
         ("worker_concurrency", 1 <= settings.worker_concurrency <= 64, "must be between 1 and 64"),
         ("queue_max_receives", 1 <= settings.queue_max_receives <= 100, "must be between 1 and 100"),
         ("queue_visibility_timeout", settings.queue_visibility_timeout >= timedelta(seconds=1), "must be at least 1s"),
         ("queue_wait_time", timedelta(0) < settings.queue_wait_time <= timedelta(seconds=20), "must be 1ms to 20s"),
         ("finalize_lease", settings.finalize_lease >= timedelta(seconds=1), "must be at least 1s"),
+        ("finalize_max_attempts", 1 <= settings.finalize_max_attempts <= 100, "must be between 1 and 100"),
         ("janitor_interval", settings.janitor_interval >= timedelta(milliseconds=10), "must be at least 10ms"),
         ("stalled_after", settings.stalled_after >= timedelta(0), "must not be negative"),
         ("download_url_ttl", settings.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),

@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lfusys.storage.ports import ByteRange, ChunkConflict, ChunkHashMismatch, ChunkSizeMismatch
+from lfusys.storage.ports import (
+    ByteRange,
+    ChunkConflict,
+    ChunkHashMismatch,
+    ChunkMissing,
+    ChunkSizeMismatch,
+    ChunkWrongSize,
+)
 from tests.contract.conftest import BlobBackend
 from tests.support import chunks_of, sha256_hex
 
@@ -50,13 +57,15 @@ async def test_a_stored_chunk_is_listed_hashed_and_announced(blob_backend: BlobB
     assert record["s3"]["object"]["size"] == 5000
 
 
-async def test_storing_the_same_chunk_again_is_harmless_and_silent(blob_backend: BlobBackend) -> None:
+async def test_storing_the_same_chunk_again_is_harmless_and_announced_again(blob_backend: BlobBackend) -> None:
     data = os.urandom(5000)
     await put(blob_backend, 1, data)
 
     assert await put(blob_backend, 1, data) is False
 
-    assert len(blob_backend.events) == 1
+    # The repeat's event makes good a first event that was lost.
+    keys = [json.loads(event)["Records"][0]["s3"]["object"]["key"] for event in blob_backend.events]
+    assert keys == [f"uploads/{UPLOAD}/chunk_1"] * 2
     assert await blob_backend.store.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
 
 
@@ -112,7 +121,7 @@ async def test_concurrent_writers_of_one_chunk_leave_one_whole_chunk(blob_backen
 
     assert sorted(results) == [False, False, False, True]
     assert await blob_backend.store.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
-    assert len(blob_backend.events) == 1
+    assert len(blob_backend.events) == 4
 
 
 async def test_assembly_joins_chunks_in_order_and_is_idempotent(blob_backend: BlobBackend) -> None:
@@ -120,8 +129,8 @@ async def test_assembly_joins_chunks_in_order_and_is_idempotent(blob_backend: Bl
     for n, part in reversed(list(enumerate(parts, start=1))):
         await put(blob_backend, n, part)
 
-    size = await blob_backend.store.assemble(UPLOAD, 3, "file1")
-    again = await blob_backend.store.assemble(UPLOAD, 3, "file1")
+    size = await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
+    again = await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
 
     assert size == again == 9192
     assert await blob_backend.store.file_size("file1") == 9192
@@ -130,11 +139,45 @@ async def test_assembly_joins_chunks_in_order_and_is_idempotent(blob_backend: Bl
 
 async def test_assembly_with_a_missing_chunk_fails_and_makes_no_file(blob_backend: BlobBackend) -> None:
     await put(blob_backend, 1, os.urandom(4096))
+    await put(blob_backend, 3, os.urandom(10))
 
-    with pytest.raises(FileNotFoundError, match="chunk 2"):
-        await blob_backend.store.assemble(UPLOAD, 2, "file1")
+    with pytest.raises(ChunkMissing) as raised:
+        await blob_backend.store.assemble(UPLOAD, "file1", 4096, 8202)
 
+    assert raised.value.n == 2
     assert await blob_backend.store.file_size("file1") is None
+
+
+@pytest.mark.parametrize(("sizes", "wrong"), [([4096, 4000, 100], 2), ([4096, 4096, 99], 3), ([4097, 4096, 100], 1)])
+async def test_assembly_with_a_chunk_of_the_wrong_size_fails_and_makes_no_file(
+    blob_backend: BlobBackend, sizes: list[int], wrong: int
+) -> None:
+    for n, size in enumerate(sizes, start=1):
+        await put(blob_backend, n, os.urandom(size))
+
+    with pytest.raises(ChunkWrongSize) as raised:
+        await blob_backend.store.assemble(UPLOAD, "file1", 4096, 2 * 4096 + 100)
+
+    assert raised.value.n == wrong
+    assert await blob_backend.store.file_size("file1") is None
+
+
+async def test_hashing_a_chunk_that_is_not_stored_says_which(blob_backend: BlobBackend) -> None:
+    with pytest.raises(ChunkMissing) as raised:
+        await blob_backend.store.chunk_sha256(UPLOAD, 7)
+
+    assert raised.value.n == 7
+
+
+async def test_one_chunk_can_be_deleted(blob_backend: BlobBackend) -> None:
+    await put(blob_backend, 1, b"one")
+    await put(blob_backend, 2, b"two")
+
+    await blob_backend.store.delete_chunk(UPLOAD, 1)
+    await blob_backend.store.delete_chunk(UPLOAD, 1)  # already gone: harmless
+    await blob_backend.store.delete_chunk("never-existed", 1)
+
+    assert await blob_backend.store.list_chunks(UPLOAD) == [2]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +187,7 @@ async def test_ranges_read_across_chunk_boundaries(blob_backend: BlobBackend, st
     data = os.urandom(9192)
     for n, part in enumerate(chunks_of(data, 4096), start=1):
         await put(blob_backend, n, part)
-    await blob_backend.store.assemble(UPLOAD, 3, "file1")
+    await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
 
     assert await read_all(blob_backend, "file1", ByteRange(start, end)) == data[start : end + 1]
 
@@ -153,7 +196,7 @@ async def test_deleting_uploads_and_files(blob_backend: BlobBackend) -> None:
     await put(blob_backend, 1, os.urandom(100))
     other = "another-upload"
     await blob_backend.store.put_chunk(other, 1, pieces(b"x"), 1, sha256_hex(b"x"))
-    await blob_backend.store.assemble(other, 1, "file2")
+    await blob_backend.store.assemble(other, "file2", 1, 1)
     assert await blob_backend.store.upload_prefixes() == sorted([UPLOAD, other])
 
     await blob_backend.store.delete_upload(UPLOAD)

@@ -11,6 +11,7 @@ import pytest
 from lfusys.storage.ports import EmailTaken, MetadataStore, RefreshOutcome, RefreshToken, User
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+NO_GRACE = timedelta(0)
 
 
 def a_user(email: str = "ada@example.com", password_hash: str | None = "$argon2id$fake") -> User:
@@ -82,8 +83,23 @@ async def test_a_current_refresh_token_is_spent_once(metadata_store: MetadataSto
     await metadata_store.users.create(user)
     _, token = await a_family(metadata_store, user)
 
-    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW) is RefreshOutcome.ROTATED
-    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW) is RefreshOutcome.REUSED
+    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW, NO_GRACE) is RefreshOutcome.ROTATED
+    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW, NO_GRACE) is RefreshOutcome.REUSED
+
+
+async def test_a_spent_token_presented_again_within_the_grace_window_is_recently_rotated(
+    metadata_store: MetadataStore,
+) -> None:
+    user = a_user()
+    await metadata_store.users.create(user)
+    _, token = await a_family(metadata_store, user)
+    grace = timedelta(seconds=30)
+    spend = metadata_store.tokens.spend_refresh_token
+
+    assert await spend(token.jti, NOW, grace) is RefreshOutcome.ROTATED
+    assert await spend(token.jti, NOW + timedelta(seconds=1), grace) is RefreshOutcome.RECENTLY_ROTATED
+    assert await spend(token.jti, NOW + grace - timedelta(milliseconds=1), grace) is RefreshOutcome.RECENTLY_ROTATED
+    assert await spend(token.jti, NOW + grace, grace) is RefreshOutcome.REUSED
 
 
 async def test_concurrent_spends_of_one_token_rotate_exactly_once(metadata_store: MetadataStore) -> None:
@@ -91,14 +107,16 @@ async def test_concurrent_spends_of_one_token_rotate_exactly_once(metadata_store
     await metadata_store.users.create(user)
     _, token = await a_family(metadata_store, user)
 
-    outcomes = await asyncio.gather(*(metadata_store.tokens.spend_refresh_token(token.jti, NOW) for _ in range(10)))
+    outcomes = await asyncio.gather(
+        *(metadata_store.tokens.spend_refresh_token(token.jti, NOW, NO_GRACE) for _ in range(10))
+    )
 
     assert outcomes.count(RefreshOutcome.ROTATED) == 1
     assert outcomes.count(RefreshOutcome.REUSED) == 9
 
 
 async def test_an_unknown_token_is_unknown(metadata_store: MetadataStore) -> None:
-    assert await metadata_store.tokens.spend_refresh_token("nope", NOW) is RefreshOutcome.UNKNOWN
+    assert await metadata_store.tokens.spend_refresh_token("nope", NOW, NO_GRACE) is RefreshOutcome.UNKNOWN
 
 
 async def test_revoking_a_family_ends_all_its_tokens_and_only_them(metadata_store: MetadataStore) -> None:
@@ -111,9 +129,9 @@ async def test_revoking_a_family_ends_all_its_tokens_and_only_them(metadata_stor
     await metadata_store.tokens.revoke_family(family, NOW)  # idempotent
 
     assert not await metadata_store.tokens.is_family_active(family)
-    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW) is RefreshOutcome.REVOKED
+    assert await metadata_store.tokens.spend_refresh_token(token.jti, NOW, NO_GRACE) is RefreshOutcome.REVOKED
     assert await metadata_store.tokens.is_family_active(other_family)
-    assert await metadata_store.tokens.spend_refresh_token(other_token.jti, NOW) is RefreshOutcome.ROTATED
+    assert await metadata_store.tokens.spend_refresh_token(other_token.jti, NOW, NO_GRACE) is RefreshOutcome.ROTATED
 
 
 async def test_an_unknown_family_is_not_active(metadata_store: MetadataStore) -> None:

@@ -6,7 +6,7 @@ import re
 import secrets
 import unicodedata
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import structlog
@@ -57,12 +57,14 @@ class AuthService:
         tokens: TokenStore,
         passwords: Passwords,
         codec: TokenCodec,
+        reuse_grace: timedelta,
         clock: Clock = utc_now,
     ) -> None:
         self._users = users
         self._tokens = tokens
         self._passwords = passwords
         self._codec = codec
+        self._reuse_grace = reuse_grace
         self._clock = clock
 
     async def register(self, *, name: str, email: str, password: str) -> User:
@@ -99,15 +101,19 @@ class AuthService:
         return await self._start_session(user)
 
     async def refresh(self, refresh_token: str | None) -> SignedIn:
-        """Rotate both tokens. A refresh token presented twice revokes its whole family."""
+        """Rotate both tokens. A refresh token presented again after the grace window revokes its
+        whole family; within it (concurrent tabs, a lost response) it is rotated once more."""
         claims = self._decode(TokenType.REFRESH, refresh_token)
         now = self._clock()
-        outcome = await self._tokens.spend_refresh_token(claims.jti, now)
+        outcome = await self._tokens.spend_refresh_token(claims.jti, now, self._reuse_grace)
         if outcome is RefreshOutcome.REUSED:
             await self._tokens.revoke_family(claims.fid, now)
             log.warning("refresh token reused; family revoked", user_id=claims.sub, family=claims.fid)
             raise NotAuthenticated("session ended; sign in again")
-        if outcome is not RefreshOutcome.ROTATED:
+        if outcome is RefreshOutcome.RECENTLY_ROTATED:
+            # Two tabs, or a retry after a lost response: both get a working sign-in.
+            log.info("refresh token presented again within the grace window", user_id=claims.sub)
+        elif outcome is not RefreshOutcome.ROTATED:
             raise NotAuthenticated("session ended; sign in again")
         user = await self._users.get(claims.sub)
         if user is None:
@@ -121,7 +127,7 @@ class AuthService:
             if not token:
                 continue
             try:
-                claims = self._codec.decode(kind, token)
+                claims = self._codec.decode(kind, token, now)
             except InvalidToken:
                 continue
             await self._tokens.revoke_family(claims.fid, now)
@@ -140,7 +146,7 @@ class AuthService:
         if not token:
             raise NotAuthenticated("not signed in")
         try:
-            return self._codec.decode(kind, token)
+            return self._codec.decode(kind, token, self._clock())
         except InvalidToken as exc:
             raise NotAuthenticated(str(exc)) from None
 

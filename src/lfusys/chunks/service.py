@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import msgspec
 import structlog
 
+from lfusys.chunks.admission import ChunkAdmission
 from lfusys.clock import Clock
-from lfusys.errors import ChecksumMismatch, Conflict, InvalidInput, TooLarge
+from lfusys.errors import (
+    ChecksumMismatch,
+    Conflict,
+    DependencyUnavailable,
+    InsufficientStorage,
+    InvalidInput,
+    TooLarge,
+)
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
 from lfusys.storage.ports import (
     BlobStore,
     ChunkConflict,
     ChunkHashMismatch,
     ChunkSizeMismatch,
+    StorageFull,
+    UploadRemoved,
+    UploadSession,
     UploadStore,
     User,
 )
@@ -31,10 +43,19 @@ class ChunkReceipt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChunkIngress:
-    def __init__(self, *, sessions: UploadSessions, uploads: UploadStore, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: UploadSessions,
+        uploads: UploadStore,
+        blobs: BlobStore,
+        admission: ChunkAdmission,
+        clock: Clock,
+    ) -> None:
         self._sessions = sessions
         self._uploads = uploads
         self._blobs = blobs
+        self._admission = admission
         self._clock = clock
 
     async def receive(
@@ -55,19 +76,40 @@ class ChunkIngress:
         if content_length is not None and content_length != expected:
             _refuse_size(n, expected, content_length, too_large=content_length > expected)
         try:
-            stored = await self._blobs.put_chunk(session.id, n, body, expected, sha256)
+            with self._admission.admit(owner.id):
+                stored = await self._store(session, n, body, expected, sha256)
+        except UploadRemoved:
+            # Its chunks were deleted while this one arrived: the session has ended meanwhile.
+            refuse_unless_accepting(await self._sessions.get(owner, upload_id))
+            raise DependencyUnavailable("the upload changed while the chunk arrived; send it again") from None
+        # The session may have ended while the bytes streamed in (cancelled, expired, finalized):
+        # then this chunk is not kept.
+        after = await self._sessions.get(owner, upload_id)
+        if not after.status.accepts_chunks:
+            if stored:
+                await self._blobs.delete_chunk(session.id, n)
+            refuse_unless_accepting(after)
+        await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
+        log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
+        return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
+
+    async def _store(
+        self, session: UploadSession, n: int, body: AsyncIterator[bytes], expected: int, sha256: str
+    ) -> bool:
+        try:
+            return await self._blobs.put_chunk(session.id, n, body, expected, sha256)
         except ChunkSizeMismatch as exc:
             _refuse_size(n, expected, exc.received, too_large=exc.too_large)
         except ChunkHashMismatch as exc:
             raise ChecksumMismatch(f"chunk {n} does not match X-Chunk-Hash (its SHA-256 is {exc.actual})") from None
         except ChunkConflict:
             raise Conflict(f"chunk {n} is already stored with different content") from None
-        await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
-        log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
-        return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
+        except StorageFull:
+            log.error("out of storage space; chunk refused", upload_id=session.id, n=n)
+            raise InsufficientStorage("the server has run out of storage space; try again later") from None
 
 
-def _refuse_size(n: int, expected: int, received: int, *, too_large: bool) -> None:
+def _refuse_size(n: int, expected: int, received: int, *, too_large: bool) -> NoReturn:
     if too_large:
         raise TooLarge(f"chunk {n} must be exactly {expected} bytes; received more")
     raise InvalidInput(f"chunk {n} must be exactly {expected} bytes; received {received}")

@@ -18,9 +18,22 @@ import structlog
 
 from lfusys.clock import Clock
 from lfusys.sessions.events import ChunkStored
-from lfusys.storage.ports import BlobStore, FileRecord, FileStore, UploadSession, UploadStore
+from lfusys.storage.ports import (
+    BlobStore,
+    ChunkMissing,
+    ChunkWrongSize,
+    FileRecord,
+    FileStore,
+    UploadSession,
+    UploadStore,
+)
 
 log = structlog.get_logger(__name__)
+
+
+class AssemblyFailed(Exception):
+    """Finalization cannot succeed however often it is retried; the message is the user's reason."""
+
 
 _FILE_ID_NAMESPACE = uuid.UUID("6f1c33f0-2a8e-4f4e-9a53-2b0d4c1f7e21")
 
@@ -47,6 +60,7 @@ class Finalizer:
         blobs: BlobStore,
         worker_id: str,
         lease: timedelta,
+        max_attempts: int,
         clock: Clock,
     ) -> None:
         self._uploads = uploads
@@ -54,6 +68,7 @@ class Finalizer:
         self._blobs = blobs
         self._worker_id = worker_id
         self._lease = lease
+        self._max_attempts = max_attempts
         self._clock = clock
 
     async def on_chunk_stored(self, event: ChunkStored) -> None:
@@ -66,35 +81,70 @@ class Finalizer:
             await self.finalize(session.id)
 
     async def finalize(self, upload_id: str) -> bool:
-        """Claim, assemble, write the file row, complete, clean up. False if another worker has it."""
+        """Claim, assemble, write the file row, complete, clean up. False if another worker has it
+        or the session failed.
+
+        A permanent problem (a chunk missing or of the wrong size, a file of the wrong size) fails
+        the session at once. Any other error lets the lease lapse and propagates, so the event is
+        delivered again or the janitor re-drives the session; after ``max_attempts`` claims the
+        session fails instead of being tried forever.
+        """
         now = self._clock()
         session = await self._uploads.claim_finalize(upload_id, self._worker_id, now, now + self._lease)
         if session is None:
             return False
-        log.info("finalizing", upload_id=upload_id, chunks=session.total_chunks)
-        async with self._lease_kept(upload_id):
-            checksum = file_checksum(await self._chunk_digests(session))
-            file_id = file_id_for(upload_id)
-            size = await self._blobs.assemble(upload_id, session.total_chunks, file_id)
-            await self._files.create_if_absent(
-                FileRecord(
-                    id=file_id,
-                    owner_id=session.owner_id,
-                    upload_id=upload_id,
-                    name=session.file_name,
-                    type=session.file_type,
-                    size=size,
-                    checksum=checksum,
-                    created_at=self._clock(),
+        log.info("finalizing", upload_id=upload_id, chunks=session.total_chunks, attempt=session.finalize_attempts)
+        try:
+            async with self._lease_kept(upload_id):
+                file_id = await self._assemble(session)
+                if not await self._uploads.complete(upload_id, self._worker_id, file_id, self._clock()):
+                    log.warning("lease lost before completion", upload_id=upload_id)
+                    return False
+        except AssemblyFailed as exc:
+            await self._fail(upload_id, str(exc))
+            return False
+        except Exception as exc:
+            if session.finalize_attempts >= self._max_attempts:
+                await self._fail(
+                    upload_id, f"the file could not be assembled after {session.finalize_attempts} attempts"
                 )
-            )
-            if not await self._uploads.complete(upload_id, self._worker_id, file_id, self._clock()):
-                log.warning("lease lost before completion", upload_id=upload_id)
+                log.exception("finalization failed for good", upload_id=upload_id)
                 return False
+            await self._uploads.release_lease(upload_id, self._worker_id, self._clock())
+            log.warning("finalization failed; it will be retried", upload_id=upload_id, error=type(exc).__name__)
+            raise
         await self._blobs.delete_upload(upload_id)
         await self._uploads.mark_cleaned(upload_id, self._clock())
-        log.info("upload completed", upload_id=upload_id, file_id=file_id, size=size)
+        log.info("upload completed", upload_id=upload_id, file_id=file_id, size=session.file_size)
         return True
+
+    async def _assemble(self, session: UploadSession) -> str:
+        """Assemble the file and write its row; return its id. Raises :class:`AssemblyFailed`."""
+        try:
+            checksum = file_checksum(await self._chunk_digests(session))
+            file_id = file_id_for(session.id)
+            size = await self._blobs.assemble(session.id, file_id, session.chunk_size, session.file_size)
+        except (ChunkMissing, ChunkWrongSize) as exc:
+            raise AssemblyFailed(str(exc)) from exc
+        if size != session.file_size:
+            raise AssemblyFailed(f"the assembled file is {size} bytes, not the declared {session.file_size}")
+        await self._files.create_if_absent(
+            FileRecord(
+                id=file_id,
+                owner_id=session.owner_id,
+                upload_id=session.id,
+                name=session.file_name,
+                type=session.file_type,
+                size=size,
+                checksum=checksum,
+                created_at=self._clock(),
+            )
+        )
+        return file_id
+
+    async def _fail(self, upload_id: str, reason: str) -> None:
+        if await self._uploads.fail(upload_id, self._worker_id, reason, self._clock()):
+            log.warning("upload failed", upload_id=upload_id, reason=reason)
 
     async def _chunk_digests(self, session: UploadSession) -> list[str]:
         known = {chunk.n: chunk.sha256 for chunk in await self._uploads.list_chunks(session.id)}

@@ -1,35 +1,44 @@
-"""Periodic housekeeping: expire sessions, delete the chunks of finished ones, and re-drive stuck ones.
+"""Periodic housekeeping: expire sessions, delete the chunks of finished ones, and push on stuck ones.
 
-A session can be stuck because an event was lost (the chunk is stored but was never recorded) or
-because a finalizing worker died (its lease lapses). Both are found here and pushed on, so a lost
-event can never leave a full session stuck forever.
+A session can be stuck because an event was lost (the chunk is stored and its hash saved, but the
+worker never recorded it), because every chunk is recorded but nobody claimed the finalization, or
+because a finalizing worker died (its lease lapses). All are found here and pushed on, so a lost
+event can never leave a full session stuck. A session whose every chunk is stored is never expired:
+at its expiry it is finalized instead.
+
+Every item is handled on its own: one that fails is logged (once per kind of failure) and left for
+the next sweep, and the sweep goes on with the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import msgspec
 import structlog
 
 from lfusys.clock import Clock
 from lfusys.sessions.events import ChunkStored
-from lfusys.sessions.finalizer import Finalizer
-from lfusys.storage.ports import BlobStore, UploadStatus, UploadStore
+from lfusys.sessions.finalizer import Finalizer, file_id_for
+from lfusys.storage.ports import BlobStore, FileStore, UploadSession, UploadStatus, UploadStore
 
 log = structlog.get_logger(__name__)
 
 _BATCH = 100
+_REMEMBERED_FAILURES = 10_000
 
 
 class SweepReport(msgspec.Struct, kw_only=True):
     expired: int = 0
+    finalized_at_expiry: int = 0
     cleaned: int = 0
     orphans_removed: int = 0
     chunks_recovered: int = 0
     redriven: int = 0
+    failures: int = 0
 
 
 class Janitor:
@@ -37,6 +46,7 @@ class Janitor:
         self,
         *,
         uploads: UploadStore,
+        files: FileStore,
         blobs: BlobStore,
         finalizer: Finalizer,
         interval: timedelta,
@@ -44,59 +54,111 @@ class Janitor:
         clock: Clock,
     ) -> None:
         self._uploads = uploads
+        self._files = files
         self._blobs = blobs
         self._finalizer = finalizer
         self._interval = interval.total_seconds()
         self._stalled_after = stalled_after
         self._clock = clock
+        self._reported: set[tuple[str, str]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                report = await self.sweep()
-                if report != SweepReport():
-                    log.info("janitor sweep", **msgspec.structs.asdict(report))
-            except Exception:
-                log.exception("janitor sweep failed")
+            report = await self.sweep()
+            if report != SweepReport():
+                log.info("janitor sweep", **msgspec.structs.asdict(report))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._interval)
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
         now = self._clock()
-        report.expired = len(await self._uploads.expire_due(now))
-        report.cleaned = await self._delete_finished_chunks()
-        report.orphans_removed = await self._remove_orphans()
-        for session in await self._uploads.stalled(now, now - self._stalled_after, _BATCH):
-            if session.status is UploadStatus.IN_PROGRESS:
-                report.chunks_recovered += await self._record_unrecorded(session.id)
-            if await self._finalizer.finalize(session.id):
-                report.redriven += 1
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("expire", lambda: self._expire_due(now, report)),
+            ("clean up", lambda: self._clean_up_finished(report)),
+            ("remove orphans", lambda: self._remove_orphans(report)),
+            ("push on stalled", lambda: self._push_on_stalled(now, report)),
+        ]
+        for step, run in steps:
+            await self._isolated(step, "", run(), report)
         return report
 
-    async def _delete_finished_chunks(self) -> int:
-        sessions = await self._uploads.needing_cleanup(_BATCH)
-        for session in sessions:
-            await self._blobs.delete_upload(session.id)
-            await self._uploads.mark_cleaned(session.id, self._clock())
-        return len(sessions)
+    # --- the steps -------------------------------------------------------------------------------
 
-    async def _remove_orphans(self) -> int:
-        """Chunk folders whose session is gone or finished (e.g. a chunk that landed after a cancel)."""
-        removed = 0
+    async def _expire_due(self, now: datetime, report: SweepReport) -> None:
+        for session in await self._uploads.due_to_expire(now, _BATCH):
+            await self._isolated("expire", session.id, self._expire_or_finalize(session, now, report), report)
+
+    async def _expire_or_finalize(self, session: UploadSession, now: datetime, report: SweepReport) -> None:
+        stored = set(await self._blobs.list_chunks(session.id))
+        if stored >= set(range(1, session.total_chunks + 1)):
+            # Everything arrived, only events went missing: the user's bytes become their file.
+            recorded = {chunk.n for chunk in await self._uploads.list_chunks(session.id) if chunk.recorded}
+            report.chunks_recovered += await self._record(session, sorted(stored - recorded))
+            await self._finalizer.finalize(session.id)
+            report.finalized_at_expiry += 1
+            log.warning("a full session reached its expiry; finalized instead", upload_id=session.id)
+        elif await self._uploads.expire(session.id, now):
+            report.expired += 1
+
+    async def _clean_up_finished(self, report: SweepReport) -> None:
+        for session in await self._uploads.needing_cleanup(_BATCH):
+            await self._isolated("clean up", session.id, self._clean_up(session), report)
+            report.cleaned += 1
+
+    async def _clean_up(self, session: UploadSession) -> None:
+        await self._blobs.delete_upload(session.id)
+        if session.status is UploadStatus.FAILED:
+            # A failed assembly may have left part of the file behind; only a file with a row is real.
+            file_id = file_id_for(session.id)
+            if await self._files.get(file_id) is None:
+                await self._blobs.delete_file(file_id)
+        await self._uploads.mark_cleaned(session.id, self._clock())
+
+    async def _remove_orphans(self, report: SweepReport) -> None:
+        """Chunk folders whose session is gone or finished (e.g. a chunk stored just before a crash
+        that followed a cancel)."""
         for upload_id in await self._blobs.upload_prefixes():
-            session = await self._uploads.get(upload_id)
-            if session is None or session.status.finished:
-                await self._blobs.delete_upload(upload_id)
-                removed += 1
-        return removed
+            await self._isolated("remove orphans", upload_id, self._remove_if_orphan(upload_id, report), report)
 
-    async def _record_unrecorded(self, upload_id: str) -> int:
-        """Chunks in the blob store whose storage event never arrived."""
-        recorded = {chunk.n for chunk in await self._uploads.list_chunks(upload_id) if chunk.recorded}
-        missing = [n for n in await self._blobs.list_chunks(upload_id) if n not in recorded]
-        for n in missing:
-            await self._finalizer.on_chunk_stored(ChunkStored(upload_id=upload_id, n=n))
-        if missing:
-            log.warning("recovered chunks whose events were lost", upload_id=upload_id, chunks=len(missing))
-        return len(missing)
+    async def _remove_if_orphan(self, upload_id: str, report: SweepReport) -> None:
+        session = await self._uploads.get(upload_id)
+        if session is None or session.status.finished:
+            await self._blobs.delete_upload(upload_id)
+            report.orphans_removed += 1
+
+    async def _push_on_stalled(self, now: datetime, report: SweepReport) -> None:
+        for session in await self._uploads.stalled(now, now - self._stalled_after, _BATCH):
+            await self._isolated("push on stalled", session.id, self._push_on(session, report), report)
+
+    async def _push_on(self, session: UploadSession, report: SweepReport) -> None:
+        if session.status.accepts_chunks:
+            unrecorded = [chunk.n for chunk in await self._uploads.list_chunks(session.id) if not chunk.recorded]
+            report.chunks_recovered += await self._record(session, unrecorded)
+        if await self._finalizer.finalize(session.id):
+            report.redriven += 1
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _record(self, session: UploadSession, chunks: list[int]) -> int:
+        """Record chunks whose storage events never arrived (recording twice is harmless)."""
+        for n in chunks:
+            await self._finalizer.on_chunk_stored(ChunkStored(upload_id=session.id, n=n))
+        if chunks:
+            log.warning("recovered chunks whose events were lost", upload_id=session.id, chunks=len(chunks))
+        return len(chunks)
+
+    async def _isolated(self, step: str, item: str, work: Awaitable[None], report: SweepReport) -> None:
+        """Run one item; a failure is logged the first time it happens and never stops the sweep."""
+        try:
+            await work
+        except Exception as exc:
+            report.failures += 1
+            key = (item or step, type(exc).__name__)
+            if key in self._reported:
+                log.debug("janitor step failed again", step=step, item=item, error=type(exc).__name__)
+                return
+            if len(self._reported) >= _REMEMBERED_FAILURES:
+                self._reported.clear()
+            self._reported.add(key)
+            log.exception("janitor step failed; it will be retried", step=step, item=item)

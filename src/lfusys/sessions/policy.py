@@ -53,10 +53,9 @@ def check_file_size(file_size: int, settings: Settings) -> None:
         raise TooLarge(f"file_size: files may be at most {settings.max_file_size} bytes")
 
 
-def check_quota(file_size: int, used: int, settings: Settings) -> None:
-    quota = settings.user_quota_bytes
-    if quota and used + file_size > quota:
-        raise TooLarge(f"storage quota exceeded: {max(quota - used, 0)} of {quota} bytes left")
+def quota_exceeded(used: int, quota: int) -> TooLarge:
+    """The refusal of an upload that does not fit in what is left of the quota."""
+    return TooLarge(f"storage quota exceeded: {max(quota - used, 0)} of {quota} bytes left")
 
 
 def plan_chunks(file_size: int, proposed: int | None, settings: Settings) -> ChunkPlan:

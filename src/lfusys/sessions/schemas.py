@@ -38,6 +38,8 @@ class UploadView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime
     file_id: str | None
+    failure_reason: str | None
+    """Why the upload ``failed``, in a few words (``null`` otherwise)."""
 
     @classmethod
     def of(cls, session: UploadSession) -> UploadView:
@@ -55,6 +57,7 @@ class UploadView(msgspec.Struct, frozen=True, kw_only=True):
             created_at=session.created_at,
             expires_at=session.expires_at,
             file_id=session.file_id,
+            failure_reason=session.failure_reason,
         )
 
 

@@ -11,22 +11,21 @@ from lfusys.clock import Clock
 from lfusys.errors import Conflict, Gone, NotFound
 from lfusys.sessions.policy import (
     check_file_size,
-    check_quota,
     clean_file_name,
     clean_file_type,
     plan_chunks,
+    quota_exceeded,
 )
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
-from lfusys.storage.ports import FileStore, StoredChunk, UploadSession, UploadStatus, UploadStore, User
+from lfusys.storage.ports import QuotaExceeded, StoredChunk, UploadSession, UploadStatus, UploadStore, User
 
 log = structlog.get_logger(__name__)
 
 
 class UploadSessions:
-    def __init__(self, *, uploads: UploadStore, files: FileStore, settings: Settings, clock: Clock) -> None:
+    def __init__(self, *, uploads: UploadStore, settings: Settings, clock: Clock) -> None:
         self._uploads = uploads
-        self._files = files
         self._settings = settings
         self._clock = clock
 
@@ -34,9 +33,6 @@ class UploadSessions:
         file_name = clean_file_name(request.file_name)
         file_type = clean_file_type(request.file_type)
         check_file_size(request.file_size, self._settings)
-        if self._settings.user_quota_bytes:
-            used = await self._files.used_bytes(owner.id) + await self._uploads.reserved_bytes(owner.id)
-            check_quota(request.file_size, used, self._settings)
         plan = plan_chunks(request.file_size, request.chunk_size, self._settings)
         now = self._clock()
         session = UploadSession(
@@ -52,7 +48,10 @@ class UploadSessions:
             updated_at=now,
             expires_at=now + self._settings.upload_ttl,
         )
-        await self._uploads.create(session)
+        try:
+            await self._uploads.create(session, quota=self._settings.user_quota_bytes or None)
+        except QuotaExceeded as exc:
+            raise quota_exceeded(exc.used, exc.quota) from None
         log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
         return session
 

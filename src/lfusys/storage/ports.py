@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import msgspec
@@ -45,8 +45,11 @@ class RefreshOutcome(enum.Enum):
 
     ROTATED = "rotated"
     """It was current: it is now spent and the caller may issue its successor."""
+    RECENTLY_ROTATED = "recently_rotated"
+    """It was rotated within the grace window (two tabs, a lost response): the caller may issue
+    another successor, and the family stays valid."""
     REUSED = "reused"
-    """It had already been rotated: somebody replayed it."""
+    """It had been rotated before the grace window: somebody replayed it."""
     REVOKED = "revoked"
     """Its family was revoked (logout or an earlier replay)."""
     UNKNOWN = "unknown"
@@ -66,14 +69,17 @@ class UserStore(Protocol):
 
 
 class TokenStore(Protocol):
-    """Refresh-token families: one family per sign-in, one live token per family."""
+    """Refresh-token families: one family per sign-in; each refresh spends a token and adds its successor."""
 
     async def start_family(self, family_id: str, user_id: str, now: datetime) -> None: ...
 
     async def add_refresh_token(self, token: RefreshToken) -> None: ...
 
-    async def spend_refresh_token(self, jti: str, now: datetime) -> RefreshOutcome:
-        """Mark ``jti`` as rotated if it is current; exactly one concurrent caller gets ROTATED."""
+    async def spend_refresh_token(self, jti: str, now: datetime, grace: timedelta) -> RefreshOutcome:
+        """Mark ``jti`` as rotated if it is current; exactly one concurrent caller gets ROTATED.
+
+        Presented again within ``grace`` of its rotation it is RECENTLY_ROTATED, later REUSED.
+        """
         ...
 
     async def revoke_family(self, family_id: str, now: datetime) -> None: ...
@@ -126,6 +132,10 @@ class UploadSession(msgspec.Struct, frozen=True, kw_only=True):
     file_id: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    finalize_attempts: int = 0
+    """How many times finalization was claimed (each takeover of a lapsed lease counts)."""
+    failure_reason: str | None = None
+    """Why the session is ``failed``, in a few words a user can read."""
 
     def chunk_length(self, n: int) -> int:
         """The exact byte length chunk ``n`` (1-based) must have."""
@@ -158,10 +168,28 @@ class FilePage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
-class UploadStore(Protocol):
-    """Upload sessions and their chunk sets, with the conditional steps of the lifecycle."""
+class QuotaExceeded(Exception):
+    """Raised by :meth:`UploadStore.create` when the owner's usage would pass the quota."""
 
-    async def create(self, session: UploadSession) -> None: ...
+    def __init__(self, used: int, quota: int) -> None:
+        super().__init__(f"{used} of {quota} bytes used")
+        self.used = used
+        self.quota = quota
+
+
+class UploadStore(Protocol):
+    """Upload sessions and their chunk sets, with the conditional steps of the lifecycle.
+
+    Each owner has a usage record: the declared size of every unfinished session plus the size of
+    every file. Creating a session reserves its size in the same atomic step as the insert; a
+    session that ends without a file (cancelled, expired, failed) releases it in the same step as
+    its status change; deleting a file releases its size (:meth:`FileStore.delete`).
+    """
+
+    async def create(self, session: UploadSession, quota: int | None) -> None:
+        """Insert ``session`` and reserve its size; raise :class:`QuotaExceeded` (and store
+        nothing) if the owner's usage would then exceed ``quota`` (``None``: no limit)."""
+        ...
 
     async def get(self, upload_id: str) -> UploadSession | None: ...
 
@@ -169,8 +197,8 @@ class UploadStore(Protocol):
         """Sessions still accepting chunks or being finalized, newest first."""
         ...
 
-    async def reserved_bytes(self, owner_id: str) -> int:
-        """Total size of the owner's sessions that have not finished (they count against quota)."""
+    async def usage(self, owner_id: str) -> int:
+        """Bytes the owner holds: unfinished sessions' declared sizes plus files."""
         ...
 
     async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
@@ -190,7 +218,8 @@ class UploadStore(Protocol):
     async def claim_finalize(
         self, upload_id: str, worker: str, now: datetime, lease_until: datetime
     ) -> UploadSession | None:
-        """Move a full ``in_progress`` session to ``finalizing`` under ``worker``'s lease.
+        """Move a full ``in_progress`` session to ``finalizing`` under ``worker``'s lease, counting
+        one more finalize attempt.
 
         Also takes over a ``finalizing`` session whose lease has run out. Exactly one concurrent
         caller wins; the others get ``None``.
@@ -199,16 +228,30 @@ class UploadStore(Protocol):
 
     async def renew_lease(self, upload_id: str, worker: str, lease_until: datetime) -> bool: ...
 
+    async def release_lease(self, upload_id: str, worker: str, now: datetime) -> None:
+        """Let ``worker``'s lease lapse at once, so a retry can take the session over without waiting."""
+        ...
+
+    async def fail(self, upload_id: str, worker: str, reason: str, now: datetime) -> bool:
+        """``finalizing`` → ``failed`` with ``reason``, if ``worker`` still holds the lease; releases
+        the session's reserved bytes."""
+        ...
+
     async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
         """``finalizing`` → ``completed`` with ``file_id``, if ``worker`` still holds the lease."""
         ...
 
     async def cancel(self, upload_id: str, now: datetime) -> UploadSession | None:
-        """``pending``/``in_progress`` → ``cancelled``; returns the session afterwards."""
+        """``pending``/``in_progress`` → ``cancelled`` (releasing its reserved bytes); returns the
+        session afterwards."""
         ...
 
-    async def expire_due(self, now: datetime) -> list[str]:
-        """Mark sessions past ``expires_at`` that still accept chunks as ``expired``; return their ids."""
+    async def due_to_expire(self, now: datetime, limit: int) -> list[UploadSession]:
+        """Sessions still accepting chunks whose ``expires_at`` has passed, soonest first."""
+        ...
+
+    async def expire(self, upload_id: str, now: datetime) -> bool:
+        """``pending``/``in_progress`` past ``expires_at`` → ``expired`` (releasing its reserved bytes)."""
         ...
 
     async def needing_cleanup(self, limit: int) -> list[UploadSession]:
@@ -218,8 +261,12 @@ class UploadStore(Protocol):
     async def mark_cleaned(self, upload_id: str, now: datetime) -> None: ...
 
     async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
-        """Sessions that should be moving but are not: ``in_progress`` and idle since ``idle_since``,
-        or ``finalizing`` with a lapsed lease."""
+        """Sessions that should be moving but are not, without changing them.
+
+        Still accepting chunks, idle since ``idle_since``, and either holding stored chunks whose
+        storage events were never recorded or holding every chunk; or ``finalizing`` with a
+        lapsed lease.
+        """
         ...
 
 
@@ -235,10 +282,9 @@ class FileStore(Protocol):
         ...
 
     async def delete(self, file_id: str, owner_id: str) -> FileRecord | None:
-        """Delete the file row if ``owner_id`` owns it; return the deleted row."""
+        """Delete the file row if ``owner_id`` owns it, releasing its size from the owner's usage;
+        return the deleted row."""
         ...
-
-    async def used_bytes(self, owner_id: str) -> int: ...
 
 
 class MetadataStore(Protocol):
@@ -286,6 +332,30 @@ class ChunkConflict(Exception):
     """The chunk is already stored with different content."""
 
 
+class StorageFull(Exception):
+    """The backend has no room for the bytes (nothing was stored)."""
+
+
+class UploadRemoved(Exception):
+    """The upload's chunks were deleted while a chunk was arriving (the session has ended)."""
+
+
+class ChunkMissing(Exception):
+    """A chunk needed for assembly is not stored."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"chunk {n} is missing")
+        self.n = n
+
+
+class ChunkWrongSize(Exception):
+    """A stored chunk does not have the length its place in the file requires."""
+
+    def __init__(self, n: int, expected: int, actual: int) -> None:
+        super().__init__(f"chunk {n} has {actual} bytes, not {expected}")
+        self.n = n
+
+
 class ByteRange(msgspec.Struct, frozen=True):
     start: int
     end: int
@@ -299,28 +369,37 @@ class ByteRange(msgspec.Struct, frozen=True):
 class BlobStore(Protocol):
     """Chunk objects ``uploads/{upload_id}/chunk_{n}`` and file objects ``files/{file_id}``.
 
-    Storing a chunk makes the backend emit an S3 ``ObjectCreated`` event for its key.
+    Storing a chunk (also storing again one that is already there) makes the backend emit an S3
+    ``ObjectCreated`` event for its key, so a lost event is made good by sending the chunk again.
     """
 
     async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         """Stream ``body`` into chunk ``n``, atomically and only if it is exactly ``size`` bytes
         with SHA-256 ``sha256``. Returns ``False`` if that very chunk was already stored.
 
-        Raises :class:`ChunkSizeMismatch`, :class:`ChunkHashMismatch` or :class:`ChunkConflict`;
-        nothing is stored then.
+        Raises :class:`ChunkSizeMismatch`, :class:`ChunkHashMismatch`, :class:`ChunkConflict`,
+        :class:`StorageFull` or :class:`UploadRemoved`; nothing is stored then.
         """
         ...
 
     async def chunk_sha256(self, upload_id: str, n: int) -> str:
-        """Hash a stored chunk (used when its hash was not recorded)."""
+        """Hash a stored chunk (used when its hash was not recorded); :class:`ChunkMissing` if absent."""
         ...
 
     async def list_chunks(self, upload_id: str) -> list[int]:
         """The chunk numbers stored for ``upload_id``."""
         ...
 
-    async def assemble(self, upload_id: str, total_chunks: int, file_id: str) -> int:
-        """Make ``files/{file_id}`` from chunks 1..N and return its size. Idempotent."""
+    async def delete_chunk(self, upload_id: str, n: int) -> None:
+        """Delete one chunk, if it is there."""
+        ...
+
+    async def assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
+        """Make ``files/{file_id}`` from the chunks of a ``file_size``-byte file cut into ``chunk_size``
+        pieces and return its size. Idempotent.
+
+        Raises :class:`ChunkMissing` or :class:`ChunkWrongSize` (permanent: retrying cannot help).
+        """
         ...
 
     async def file_size(self, file_id: str) -> int | None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from litestar import Litestar
@@ -16,7 +18,8 @@ from litestar.testing import AsyncTestClient
 
 from lfusys.auth.tokens import TokenCodec, TokenType
 from lfusys.settings import Settings
-from tests.support import API, csrf_headers, login, signed_in
+from tests.conftest import AppFactory
+from tests.support import API, BASE_URL, FakeClock, csrf_headers, login, signed_in
 
 Client = AsyncTestClient[Litestar]
 ACCESS = "lfusys_access"
@@ -91,13 +94,14 @@ async def test_refresh_rotates_both_tokens(client: Client) -> None:
     assert await me(client) == 200
 
 
-async def test_replaying_a_rotated_refresh_token_revokes_the_whole_family(client: Client) -> None:
+async def test_replaying_a_rotated_refresh_token_revokes_the_whole_family(client: Client, clock: FakeClock) -> None:
     await signed_in(client)
     first_refresh = client.cookies[REFRESH]
     assert (await refresh(client)).status_code == 200
     current_access, current_refresh = client.cookies[ACCESS], client.cookies[REFRESH]
 
-    # An attacker replays the stolen, already rotated token.
+    # An attacker replays the stolen, already rotated token, after the grace window for two tabs.
+    clock.advance(timedelta(seconds=31))
     with_cookie(client, REFRESH, first_refresh)
     replay = await refresh(client)
 
@@ -108,6 +112,53 @@ async def test_replaying_a_rotated_refresh_token_revokes_the_whole_family(client
     with_cookie(client, REFRESH, current_refresh)
     assert await me(client) == 401
     assert (await refresh(client)).status_code == 401
+
+
+async def test_two_tabs_refreshing_with_the_same_token_at_once_both_stay_signed_in(client: Client) -> None:
+    await signed_in(client)
+    shared_refresh = client.cookies[REFRESH]
+    other_tab = AsyncTestClient(client.app, base_url=BASE_URL)
+    other_tab.blocking_portal = client.blocking_portal
+    other_tab.cookies = httpx.Cookies(client.cookies)
+
+    first, second = await asyncio.gather(refresh(client), refresh(other_tab))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert client.cookies[REFRESH] != shared_refresh
+    assert other_tab.cookies[REFRESH] not in {shared_refresh, client.cookies[REFRESH]}
+    assert await me(client) == 200
+    assert await me(other_tab) == 200
+    # Each tab's new refresh token keeps working on its own.
+    assert (await refresh(client)).status_code == 200
+    assert (await refresh(other_tab)).status_code == 200
+
+
+async def test_a_refresh_retried_after_a_lost_response_succeeds_within_the_grace_window(
+    client: Client, clock: FakeClock
+) -> None:
+    await signed_in(client)
+    sent = client.cookies[REFRESH]
+    assert (await refresh(client)).status_code == 200  # the browser never saw this answer
+
+    clock.advance(timedelta(seconds=29))
+    with_cookie(client, REFRESH, sent)
+    retried = await refresh(client)
+
+    assert retried.status_code == 200
+    assert await me(client) == 200
+
+
+async def test_the_grace_window_is_configurable_and_zero_turns_it_off(app_factory: AppFactory) -> None:
+    async with AsyncTestClient(app_factory(refresh_reuse_grace=timedelta(0)), base_url=BASE_URL) as client:
+        await signed_in(client)
+        sent = client.cookies[REFRESH]
+        assert (await refresh(client)).status_code == 200
+        after = client.cookies[ACCESS]
+
+        with_cookie(client, REFRESH, sent)
+        assert (await refresh(client)).status_code == 401
+        with_cookie(client, ACCESS, after)
+        assert await me(client) == 401
 
 
 async def test_other_sign_ins_survive_a_revoked_family(client: Client) -> None:

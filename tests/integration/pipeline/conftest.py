@@ -17,7 +17,7 @@ from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
 from lfusys.storage.local import Database, SqliteMetadataStore
 from lfusys.storage.ports import UploadSession, UploadStatus, User
-from tests.support import SMALL_CHUNKS, chunks_of, make_settings, sha256_hex
+from tests.support import SMALL_CHUNKS, FakeClock, chunks_of, make_settings, sha256_hex
 
 PIPELINE_SETTINGS: dict[str, Any] = {**SMALL_CHUNKS, "run_worker": False}
 
@@ -28,8 +28,8 @@ def pipeline_settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def services(pipeline_settings: Settings) -> AsyncIterator[Services]:
-    async with open_services(pipeline_settings, load_or_create_keys(pipeline_settings)) as opened:
+async def services(pipeline_settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    async with open_services(pipeline_settings, load_or_create_keys(pipeline_settings), clock) as opened:
         yield opened
 
 
@@ -68,6 +68,20 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
 async def completed(services: Services, upload_id: str) -> bool:
     session = await services.metadata.uploads.get(upload_id)
     return session is not None and session.status is UploadStatus.COMPLETED
+
+
+async def lose_queued_events(services: Services) -> int:
+    """Take every queued storage event off the queue without handling it; return how many."""
+    lost = 0
+    while messages := await services.queue.receive(10, 0, 3600):
+        for message in messages:
+            await services.queue.delete(message.receipt)
+        lost += len(messages)
+    return lost
+
+
+async def file_bytes(services: Services, file_id: str) -> bytes:
+    return b"".join([block async for block in services.blobs.read_file(file_id, None)])
 
 
 def database(services: Services) -> Database:

@@ -18,13 +18,14 @@ from lfusys.sessions.finalizer import file_checksum, file_id_for
 from lfusys.storage.ports import FileRecord, UploadStatus, User
 from tests.integration.pipeline.conftest import (
     PIPELINE_SETTINGS,
+    body_of,
     completed,
     database,
     eventually,
     random_bytes,
     stored_upload,
 )
-from tests.support import chunks_of, make_settings, sha256_hex
+from tests.support import FakeClock, chunks_of, make_settings, sha256_hex
 
 
 class Killed(BaseException):
@@ -179,6 +180,120 @@ async def test_an_incomplete_session_is_not_finalized(services: Services, owner:
     assert stored is not None
     assert (stored.status, stored.recorded_chunks) == (UploadStatus.IN_PROGRESS, 2)
     assert await file_ids(services) == []
+
+
+# --- the failure edge ----------------------------------------------------------------------
+
+
+async def failure(services: Services, upload_id: str) -> tuple[UploadStatus, str | None]:
+    session = await services.metadata.uploads.get(upload_id)
+    assert session is not None
+    return session.status, session.failure_reason
+
+
+async def test_a_missing_chunk_fails_the_session_with_the_reason(services: Services, owner: User) -> None:
+    session = await stored_upload(services, owner, random_bytes(4096 * 3))
+    await services.blobs.delete_chunk(session.id, 2)
+    await record_all(services, session.id, session.total_chunks)
+
+    assert not await services.finalizer.finalize(session.id)
+
+    assert await failure(services, session.id) == (UploadStatus.FAILED, "chunk 2 is missing")
+    assert await file_ids(services) == []
+    assert not await services.finalizer.finalize(session.id)  # failed is final
+
+
+async def test_a_missing_chunk_whose_hash_is_unknown_fails_the_session(services: Services, owner: User) -> None:
+    session = await stored_upload(services, owner, random_bytes(4096 * 3), order=[1, 3])
+    await record_all(services, session.id, session.total_chunks)  # an event for chunk 2 with no bytes
+
+    assert not await services.finalizer.finalize(session.id)
+
+    assert await failure(services, session.id) == (UploadStatus.FAILED, "chunk 2 is missing")
+
+
+async def test_a_chunk_of_the_wrong_size_fails_the_session_with_the_reason(services: Services, owner: User) -> None:
+    session = await stored_upload(services, owner, random_bytes(4096 * 3), order=[1, 3])
+    short = random_bytes(4000)
+    await services.blobs.put_chunk(session.id, 2, body_of(short), len(short), sha256_hex(short))
+    await record_all(services, session.id, session.total_chunks)
+
+    assert not await services.finalizer.finalize(session.id)
+
+    assert await failure(services, session.id) == (UploadStatus.FAILED, "chunk 2 has 4000 bytes, not 4096")
+    assert await file_ids(services) == []
+
+
+async def test_a_failed_session_releases_its_quota_and_its_leftovers_are_cleaned(
+    services: Services, owner: User
+) -> None:
+    session = await stored_upload(services, owner, random_bytes(4096 * 3))
+    await services.blobs.delete_chunk(session.id, 3)
+    await record_all(services, session.id, session.total_chunks)
+    assert await services.metadata.uploads.usage(owner.id) == 4096 * 3
+
+    await services.finalizer.finalize(session.id)
+    await services.janitor.sweep()
+
+    assert await services.metadata.uploads.usage(owner.id) == 0
+    assert await services.blobs.list_chunks(session.id) == []
+    assert await services.blobs.file_size(file_id_for(session.id)) is None
+    assert await services.blobs.upload_prefixes() == []
+
+
+async def test_transient_errors_are_retried_a_bounded_number_of_times_then_the_session_fails(
+    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(data_dir, **{**PIPELINE_SETTINGS, "finalize_max_attempts": 3})
+    async with open_services(settings, load_or_create_keys(settings), clock) as services:
+        owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+        data = random_bytes(4096 * 2)
+        session = await stored_upload(services, owner, data)
+        await record_all(services, session.id, session.total_chunks)
+        attempts = 0
+
+        async def flaky(*args: object) -> int:
+            nonlocal attempts
+            attempts += 1
+            raise OSError("input/output error")
+
+        monkeypatch.setattr(services.blobs, "assemble", flaky)
+        for _ in range(2):
+            with pytest.raises(OSError, match="input/output error"):
+                await services.finalizer.finalize(session.id)
+            # The lease was let go: a retry may start at once.
+            assert await failure(services, session.id) == (UploadStatus.FINALIZING, None)
+        assert not await services.finalizer.finalize(session.id)
+
+        assert attempts == 3
+        assert await failure(services, session.id) == (
+            UploadStatus.FAILED,
+            "the file could not be assembled after 3 attempts",
+        )
+
+
+async def test_a_transient_error_then_success_completes(
+    services: Services, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random_bytes(4096 * 2)
+    session = await stored_upload(services, owner, data)
+    await record_all(services, session.id, session.total_chunks)
+    assemble = services.blobs.assemble
+    calls = 0
+
+    async def once_flaky(upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("input/output error")
+        return await assemble(upload_id, file_id, chunk_size, file_size)
+
+    monkeypatch.setattr(services.blobs, "assemble", once_flaky)
+    with pytest.raises(OSError, match="input/output error"):
+        await services.finalizer.finalize(session.id)
+
+    assert await services.finalizer.finalize(session.id)
+    assert await read_file(services, file_id_for(session.id)) == data
 
 
 def test_file_ids_are_derived_from_upload_ids() -> None:

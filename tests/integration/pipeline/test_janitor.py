@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from lfusys.app import open_services
 from lfusys.errors import Gone
@@ -136,3 +137,54 @@ async def test_a_partial_idle_session_is_left_alone(services: Services, owner: U
     assert (report.redriven, report.chunks_recovered, report.expired) == (0, 0, 0)
     assert await status(services, session.id) is UploadStatus.IN_PROGRESS
     assert await services.blobs.list_chunks(session.id) == [1]
+
+
+# --- one bad item never stops a sweep ---------------------------------------------------------
+
+
+async def test_stray_entries_under_the_data_directory_do_not_stop_a_sweep(
+    services: Services, owner: User, data_dir: Path
+) -> None:
+    uploads_dir = data_dir / "blobs" / "uploads"
+    (uploads_dir / "lost+found").mkdir()
+    (uploads_dir / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    cancelled = await stored_upload(services, owner, random_bytes(4096 * 2), order=[1])
+    await services.sessions.cancel(owner, cancelled.id)
+
+    report = await services.janitor.sweep()
+
+    assert report.failures == 0
+    assert report.cleaned == 1
+    assert await services.blobs.list_chunks(cancelled.id) == []
+    assert (uploads_dir / "lost+found").is_dir()  # not ours: left alone
+    assert (uploads_dir / ".DS_Store").is_file()
+
+
+async def test_one_failing_session_is_logged_once_and_the_others_are_still_handled(
+    services: Services, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = [await stored_upload(services, owner, random_bytes(4096), order=[1]) for _ in range(3)]
+    for session in sessions:
+        await services.sessions.cancel(owner, session.id)
+    bad = sessions[1].id
+    delete_upload = services.blobs.delete_upload
+
+    async def fails_for_one(upload_id: str) -> None:
+        if upload_id == bad:
+            raise PermissionError("permission denied")
+        await delete_upload(upload_id)
+
+    monkeypatch.setattr(services.blobs, "delete_upload", fails_for_one)
+
+    with structlog.testing.capture_logs() as logged:
+        first = await services.janitor.sweep()
+        second = await services.janitor.sweep()
+
+    assert first.failures >= 1
+    assert second.failures >= 1
+    assert [await services.blobs.list_chunks(s.id) for s in sessions] == [[], [1], []]
+    errors = [line for line in logged if line["log_level"] == "error" and line.get("item") == bad]
+    assert len(errors) == 1  # the same failure again is not logged again at error level
+    monkeypatch.setattr(services.blobs, "delete_upload", delete_upload)
+    await services.janitor.sweep()
+    assert await services.blobs.list_chunks(bad) == []

@@ -47,7 +47,10 @@ async def test_queued_events_survive_a_restart(data_dir: Path) -> None:
 
 async def test_separate_worker_processes_share_the_work(tmp_path: Path, data_dir: Path) -> None:
     small = {"LFUSYS_MIN_CHUNK_SIZE": "1024", "LFUSYS_DEFAULT_CHUNK_SIZE": "4096"}
-    server = LiveServer(data_dir, tmp_path / "server.log", LFUSYS_RUN_WORKER="false", **small)
+    # All 36 chunks go at once: room for them in flight.
+    server = LiveServer(
+        data_dir, tmp_path / "server.log", LFUSYS_RUN_WORKER="false", LFUSYS_MAX_CHUNK_PUTS_PER_USER="64", **small
+    )
     workers = [
         WorkerProcess(data_dir, tmp_path / f"worker{i}.log", LFUSYS_WORKER_CONCURRENCY="2", **small) for i in range(2)
     ]
@@ -56,13 +59,14 @@ async def test_separate_worker_processes_share_the_work(tmp_path: Path, data_dir
             await signed_in(client)
             files = [os.urandom(4096 * 5 + i) for i in range(6)]
             created = [(await start_upload(client, len(data))).json() for data in files]
-            await asyncio.gather(
+            puts = await asyncio.gather(
                 *(
                     put_chunk(client, up["upload_id"], n, data[(n - 1) * 4096 : n * 4096])
                     for up, data in zip(created, files, strict=True)
                     for n in range(1, up["total_chunks"] + 1)
                 )
             )
+            assert {put.status_code for put in puts} == {200}
             states = [await wait_for_status(client, up["upload_id"], within=30) for up in created]
 
             for state, data in zip(states, files, strict=True):

@@ -12,6 +12,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from lfusys.services import services_from
 from lfusys.settings import Settings
 from tests.conftest import AppFactory
 from tests.support import (
@@ -440,8 +441,29 @@ async def test_a_new_upload_is_pending_with_no_progress(client: Client, user: di
         "created_at": status["created_at"],
         "expires_at": created["expires_at"],
         "file_id": None,
+        "failure_reason": None,
     }
     assert datetime.fromisoformat(status["created_at"]) < datetime.fromisoformat(status["expires_at"])
+
+
+async def test_a_failed_upload_says_why(app_factory: AppFactory) -> None:
+    app = app_factory(**SMALL_CHUNKS, run_worker=False, stalled_after=timedelta(0))
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        await signed_in(client)
+        data = bytes(range(256)) * 40
+        created = (await start_upload(client, len(data))).json()
+        for n, chunk in enumerate(chunks_of(data, created["chunk_size"]), start=1):
+            assert (await put_chunk(client, created["upload_id"], n, chunk)).status_code == 200
+        services = services_from(app.state)
+        await services.blobs.delete_chunk(created["upload_id"], 2)  # lost from storage
+
+        await services.janitor.sweep()
+        response = await client.get(f"{API}/uploads/{created['upload_id']}")
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "failed"
+        assert response.json()["failure_reason"] == "chunk 2 is missing"
+        assert response.json()["file_id"] is None
 
 
 async def test_progress_counts_stored_chunks(client: Client, user: dict[str, Any]) -> None:

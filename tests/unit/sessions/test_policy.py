@@ -11,10 +11,10 @@ from lfusys.errors import InvalidInput, TooLarge
 from lfusys.sessions.policy import (
     ChunkPlan,
     check_file_size,
-    check_quota,
     clean_file_name,
     clean_file_type,
     plan_chunks,
+    quota_exceeded,
 )
 from lfusys.settings import MAX_CHUNKS, GiB, MiB, Settings, TiB, load_settings
 
@@ -183,31 +183,13 @@ def test_file_size_bounds() -> None:
         check_file_size(1001, settings)
 
 
-def test_a_quota_of_zero_is_no_quota() -> None:
-    settings = _settings(user_quota_bytes=0)
-
-    check_quota(5 * TiB, 100 * TiB, settings)
-
-
-def test_the_quota_may_be_filled_exactly() -> None:
-    settings = _settings(user_quota_bytes=10_000)
-
-    check_quota(4_000, 6_000, settings)
-    check_quota(10_000, 0, settings)
-
-
-def test_one_byte_over_the_quota_is_refused_saying_what_is_left() -> None:
-    settings = _settings(user_quota_bytes=10_000)
-
-    with pytest.raises(TooLarge, match="4000 of 10000 bytes left"):
-        check_quota(4_001, 6_000, settings)
+def test_a_quota_refusal_says_what_is_left() -> None:
+    assert quota_exceeded(6_000, 10_000).message == "storage quota exceeded: 4000 of 10000 bytes left"
+    assert quota_exceeded(6_000, 10_000).status_code == 413
 
 
 def test_a_user_already_over_quota_has_nothing_left() -> None:
-    settings = _settings(user_quota_bytes=10_000)
-
-    with pytest.raises(TooLarge, match=r"\b0 of 10000 bytes left"):
-        check_quota(1, 12_000, settings)
+    assert quota_exceeded(12_000, 10_000).message == "storage quota exceeded: 0 of 10000 bytes left"
 
 
 # --- chunk plan ----------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from lfusys.storage.local.database import Database, db_time
+from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, User
 
 
@@ -62,7 +62,7 @@ class SqliteTokenStore:
             (token.jti, token.family_id, db_time(token.expires_at)),
         )
 
-    async def spend_refresh_token(self, jti: str, now: datetime) -> RefreshOutcome:
+    async def spend_refresh_token(self, jti: str, now: datetime, grace: timedelta) -> RefreshOutcome:
         async with self._db.transaction() as connection:
             async with connection.execute(
                 "SELECT t.rotated_at, f.revoked_at FROM refresh_tokens t"
@@ -75,6 +75,8 @@ class SqliteTokenStore:
             if row["revoked_at"] is not None:
                 return RefreshOutcome.REVOKED
             if row["rotated_at"] is not None:
+                if now - from_db_time(row["rotated_at"]) < grace:
+                    return RefreshOutcome.RECENTLY_ROTATED
                 return RefreshOutcome.REUSED
             await connection.execute("UPDATE refresh_tokens SET rotated_at = ? WHERE jti = ?", (db_time(now), jti))
             return RefreshOutcome.ROTATED

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -26,10 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import structlog
 
-from lfusys.storage.ports import ByteRange, ChunkConflict, ChunkHashMismatch, ChunkSizeMismatch
+from lfusys.storage.ports import (
+    ByteRange,
+    ChunkConflict,
+    ChunkHashMismatch,
+    ChunkMissing,
+    ChunkSizeMismatch,
+    ChunkWrongSize,
+    StorageFull,
+    UploadRemoved,
+)
+
+log = structlog.get_logger(__name__)
 
 _BLOCK = 1024 * 1024
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CHUNK_NAME = re.compile(r"^chunk_(\d+)$")
 _MANIFEST = "manifest.json"
@@ -134,6 +148,17 @@ class LocalBlobStore:
 
     async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         final = self._chunk_path(upload_id, n)
+        try:
+            stored = await self._store_chunk(final, body, size, sha256)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_SPACE:
+                raise StorageFull(f"no space left to store chunk {n}") from None
+            raise
+        # A repeat emits the event again: if the first one was lost, this makes it good.
+        await self._emit_object_created(chunk_key(upload_id, n), size)
+        return stored
+
+    async def _store_chunk(self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
         await anyio.to_thread.run_sync(lambda: final.parent.mkdir(parents=True, exist_ok=True))
         fd = await anyio.to_thread.run_sync(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -146,18 +171,20 @@ class LocalBlobStore:
             if actual != sha256:
                 raise ChunkHashMismatch(actual)
             await anyio.to_thread.run_sync(_make_durable, fd)
-            stored = await anyio.to_thread.run_sync(self._link_into_place, temporary, final, sha256)
+            return await anyio.to_thread.run_sync(self._link_into_place, temporary, final, sha256)
         finally:
             with contextlib.suppress(Exception):  # the original error is already on its way up
                 await writer.drain()
             os.close(fd)
             await anyio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
-        if stored:
-            self._sequencer += 1
-            await self._on_object_created(
-                s3_object_created_event(self._bucket, chunk_key(upload_id, n), size, self._sequencer)
-            )
-        return stored
+
+    async def _emit_object_created(self, key: str, size: int) -> None:
+        self._sequencer += 1
+        try:
+            await self._on_object_created(s3_object_created_event(self._bucket, key, size, self._sequencer))
+        except Exception:
+            # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
+            log.exception("storage event could not be queued; recovery will record the chunk", key=key)
 
     @staticmethod
     async def _receive(body: AsyncIterator[bytes], writer: _ChunkWriter, size: int) -> int:
@@ -182,6 +209,9 @@ class LocalBlobStore:
     def _link_into_place(temporary: Path, final: Path, sha256: str) -> bool:
         try:
             os.link(temporary, final)
+        except FileNotFoundError:
+            # The upload's folder was deleted under us: its session ended while the chunk arrived.
+            raise UploadRemoved(f"upload folder {final.parent.name} was removed") from None
         except FileExistsError:
             # Stored before: the same bytes make this a harmless repeat, other bytes a conflict.
             if _hash_file(final) == sha256:
@@ -191,7 +221,14 @@ class LocalBlobStore:
         return True
 
     async def chunk_sha256(self, upload_id: str, n: int) -> str:
-        return await anyio.to_thread.run_sync(_hash_file, self._chunk_path(upload_id, n))
+        try:
+            return await anyio.to_thread.run_sync(_hash_file, self._chunk_path(upload_id, n))
+        except FileNotFoundError:
+            raise ChunkMissing(n) from None
+
+    async def delete_chunk(self, upload_id: str, n: int) -> None:
+        path = self._chunk_path(upload_id, n)
+        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
     async def list_chunks(self, upload_id: str) -> list[int]:
         directory = self._uploads / _checked(upload_id)
@@ -209,18 +246,23 @@ class LocalBlobStore:
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
 
     async def upload_prefixes(self) -> list[str]:
-        return await anyio.to_thread.run_sync(lambda: sorted(entry.name for entry in os.scandir(self._uploads)))
+        # Anything else in the folder (lost+found, .DS_Store) is not an upload of ours.
+        def scan() -> list[str]:
+            return sorted(entry.name for entry in os.scandir(self._uploads) if _SAFE_ID.match(entry.name))
+
+        return await anyio.to_thread.run_sync(scan)
 
     # --- files -------------------------------------------------------------------------------
 
-    async def assemble(self, upload_id: str, total_chunks: int, file_id: str) -> int:
-        return await anyio.to_thread.run_sync(self._assemble, upload_id, total_chunks, file_id)
+    async def assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
+        return await anyio.to_thread.run_sync(self._assemble, upload_id, file_id, chunk_size, file_size)
 
-    def _assemble(self, upload_id: str, total_chunks: int, file_id: str) -> int:
+    def _assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
         directory = self._file_dir(file_id)
         manifest = self._read_manifest(directory)
         if manifest is not None:
             return int(manifest["size"])
+        total_chunks = -(-file_size // chunk_size)
         directory.mkdir(parents=True, exist_ok=True)
         for n in range(1, total_chunks + 1):
             source, target = self._chunk_path(upload_id, n), directory / f"part_{n:06d}"
@@ -228,12 +270,17 @@ class LocalBlobStore:
                 os.replace(source, target)
             except FileNotFoundError:
                 if not target.exists():
-                    raise FileNotFoundError(f"chunk {n} of upload {upload_id} is missing") from None
+                    raise ChunkMissing(n) from None
         _fsync_dir(directory)
-        size = sum((directory / f"part_{n:06d}").stat().st_size for n in range(1, total_chunks + 1))
-        part_size = (directory / "part_000001").stat().st_size
+        size = 0
+        for n in range(1, total_chunks + 1):
+            expected = chunk_size if n < total_chunks else file_size - chunk_size * (total_chunks - 1)
+            actual = (directory / f"part_{n:06d}").stat().st_size
+            if actual != expected:
+                raise ChunkWrongSize(n, expected, actual)
+            size += actual
         temporary = directory / f".{_MANIFEST}.tmp"
-        temporary.write_text(json.dumps({"size": size, "parts": total_chunks, "part_size": part_size}))
+        temporary.write_text(json.dumps({"size": size, "parts": total_chunks, "part_size": chunk_size}))
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, directory / _MANIFEST)

@@ -8,6 +8,7 @@ import sqlite3
 import msgspec
 
 from lfusys.storage.local.database import Database, db_time, from_db_time
+from lfusys.storage.local.usage import change_usage
 from lfusys.storage.ports import FilePage, FileRecord
 
 
@@ -98,10 +99,6 @@ class SqliteFileStore:
             if row is None:
                 return None
             await connection.execute("DELETE FROM files WHERE id = ?", (file_id,))
-            return _record(row)
-
-    async def used_bytes(self, owner_id: str) -> int:
-        row = await self._db.fetch_one(
-            "SELECT COALESCE(SUM(size), 0) AS total FROM files WHERE owner_id = ?", (owner_id,)
-        )
-        return int(row["total"]) if row else 0
+            record = _record(row)
+            await change_usage(connection, record.owner_id, -record.size)
+            return record

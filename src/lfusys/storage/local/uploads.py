@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiosqlite
 
 from lfusys.storage.local.database import Database, db_time, from_db_time
-from lfusys.storage.ports import StoredChunk, UploadSession, UploadStatus
+from lfusys.storage.local.usage import change_usage
+from lfusys.storage.ports import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
 
 _ACCEPTING = (UploadStatus.PENDING.value, UploadStatus.IN_PROGRESS.value)
 _UNFINISHED = (*_ACCEPTING, UploadStatus.FINALIZING.value)
@@ -33,6 +35,8 @@ def _session(row: sqlite3.Row) -> UploadSession:
         file_id=row["file_id"],
         lease_owner=row["lease_owner"],
         lease_expires_at=from_db_time(lease) if lease else None,
+        finalize_attempts=row["finalize_attempts"],
+        failure_reason=row["failure_reason"],
     )
 
 
@@ -50,28 +54,51 @@ async def _fetch_chunk(connection: aiosqlite.Connection, upload_id: str, n: int)
         return row
 
 
+async def _end_without_file(
+    connection: aiosqlite.Connection, upload_id: str, status: UploadStatus, now: datetime, where: str, *params: Any
+) -> bool:
+    """Move a session to a status that ends it without a file, if ``where`` holds, and release its
+    reserved bytes in the same transaction."""
+    # `where` is one of this module's own literal conditions; values go in as parameters.
+    sql = f"UPDATE uploads SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND {where} RETURNING owner_id, file_size"  # noqa: S608, E501
+    cursor = await connection.execute(sql, (status.value, db_time(now), upload_id, *params))
+    row = await cursor.fetchone()
+    await cursor.close()
+    if row is None:
+        return False
+    await change_usage(connection, row["owner_id"], -row["file_size"])
+    return True
+
+
 class SqliteUploadStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def create(self, session: UploadSession) -> None:
-        await self._db.execute(
-            "INSERT INTO uploads (id, owner_id, file_name, file_type, file_size, chunk_size, total_chunks,"
-            " status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session.id,
-                session.owner_id,
-                session.file_name,
-                session.file_type,
-                session.file_size,
-                session.chunk_size,
-                session.total_chunks,
-                session.status.value,
-                db_time(session.created_at),
-                db_time(session.updated_at),
-                db_time(session.expires_at),
-            ),
-        )
+    async def create(self, session: UploadSession, quota: int | None) -> None:
+        async with self._db.transaction() as connection:
+            async with connection.execute("SELECT bytes FROM usage WHERE owner_id = ?", (session.owner_id,)) as cursor:
+                row = await cursor.fetchone()
+            used = int(row["bytes"]) if row else 0
+            if quota is not None and used + session.file_size > quota:
+                raise QuotaExceeded(used, quota)
+            await connection.execute(
+                "INSERT INTO uploads (id, owner_id, file_name, file_type, file_size, chunk_size, total_chunks,"
+                " status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    session.owner_id,
+                    session.file_name,
+                    session.file_type,
+                    session.file_size,
+                    session.chunk_size,
+                    session.total_chunks,
+                    session.status.value,
+                    db_time(session.created_at),
+                    db_time(session.updated_at),
+                    db_time(session.expires_at),
+                ),
+            )
+            await change_usage(connection, session.owner_id, session.file_size)
 
     async def get(self, upload_id: str) -> UploadSession | None:
         row = await self._db.fetch_one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
@@ -84,12 +111,9 @@ class SqliteUploadStore:
         )
         return [_session(row) for row in rows]
 
-    async def reserved_bytes(self, owner_id: str) -> int:
-        row = await self._db.fetch_one(
-            "SELECT COALESCE(SUM(file_size), 0) AS total FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?)",
-            (owner_id, *_UNFINISHED),
-        )
-        return int(row["total"]) if row else 0
+    async def usage(self, owner_id: str) -> int:
+        row = await self._db.fetch_one("SELECT bytes FROM usage WHERE owner_id = ?", (owner_id,))
+        return int(row["bytes"]) if row else 0
 
     async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
         async with self._db.transaction() as connection:
@@ -145,7 +169,8 @@ class SqliteUploadStore:
     ) -> UploadSession | None:
         async with self._db.transaction() as connection:
             cursor = await connection.execute(
-                "UPDATE uploads SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?"
+                "UPDATE uploads SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?,"
+                " finalize_attempts = finalize_attempts + 1"
                 " WHERE id = ? AND ((status = ? AND recorded_chunks = total_chunks)"
                 " OR (status = ? AND lease_expires_at < ?))",
                 (
@@ -170,6 +195,29 @@ class SqliteUploadStore:
         )
         return changed == 1
 
+    async def release_lease(self, upload_id: str, worker: str, now: datetime) -> None:
+        # Just before now, so "lease_expires_at < now" holds for the very next claim.
+        lapsed = now - timedelta(microseconds=1)
+        await self._db.execute(
+            "UPDATE uploads SET lease_expires_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+            (db_time(lapsed), upload_id, UploadStatus.FINALIZING.value, worker),
+        )
+
+    async def fail(self, upload_id: str, worker: str, reason: str, now: datetime) -> bool:
+        async with self._db.transaction() as connection:
+            failed = await _end_without_file(
+                connection,
+                upload_id,
+                UploadStatus.FAILED,
+                now,
+                "status = ? AND lease_owner = ?",
+                UploadStatus.FINALIZING.value,
+                worker,
+            )
+            if failed:
+                await connection.execute("UPDATE uploads SET failure_reason = ? WHERE id = ?", (reason, upload_id))
+            return failed
+
     async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
         changed = await self._db.execute(
             "UPDATE uploads SET status = ?, file_id = ?, lease_owner = NULL, lease_expires_at = NULL,"
@@ -187,29 +235,34 @@ class SqliteUploadStore:
 
     async def cancel(self, upload_id: str, now: datetime) -> UploadSession | None:
         async with self._db.transaction() as connection:
-            await connection.execute(
-                "UPDATE uploads SET status = ?, updated_at = ? WHERE id = ? AND status IN (?, ?)",
-                (UploadStatus.CANCELLED.value, db_time(now), upload_id, *_ACCEPTING),
-            )
+            await _end_without_file(connection, upload_id, UploadStatus.CANCELLED, now, "status IN (?, ?)", *_ACCEPTING)
             return await _fetch_session(connection, upload_id)
 
-    async def expire_due(self, now: datetime) -> list[str]:
+    async def due_to_expire(self, now: datetime, limit: int) -> list[UploadSession]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM uploads WHERE status IN (?, ?) AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (*_ACCEPTING, db_time(now), limit),
+        )
+        return [_session(row) for row in rows]
+
+    async def expire(self, upload_id: str, now: datetime) -> bool:
         async with self._db.transaction() as connection:
-            async with connection.execute(
-                "SELECT id FROM uploads WHERE status IN (?, ?) AND expires_at < ?",
-                (*_ACCEPTING, db_time(now)),
-            ) as cursor:
-                ids = [row["id"] for row in await cursor.fetchall()]
-            await connection.executemany(
-                "UPDATE uploads SET status = ?, updated_at = ? WHERE id = ?",
-                [(UploadStatus.EXPIRED.value, db_time(now), upload_id) for upload_id in ids],
+            return await _end_without_file(
+                connection,
+                upload_id,
+                UploadStatus.EXPIRED,
+                now,
+                "status IN (?, ?) AND expires_at <= ?",
+                *_ACCEPTING,
+                db_time(now),
             )
-            return ids
 
     async def needing_cleanup(self, limit: int) -> list[UploadSession]:
+        # The literal status list matches the partial index uploads_needing_cleanup.
         rows = await self._db.fetch_all(
-            "SELECT * FROM uploads WHERE status NOT IN (?, ?, ?) AND cleaned_at IS NULL LIMIT ?",
-            (*_UNFINISHED, limit),
+            "SELECT * FROM uploads WHERE cleaned_at IS NULL"
+            " AND status IN ('completed', 'cancelled', 'expired', 'failed') ORDER BY updated_at LIMIT ?",
+            (limit,),
         )
         return [_session(row) for row in rows]
 
@@ -217,22 +270,11 @@ class SqliteUploadStore:
         await self._db.execute("UPDATE uploads SET cleaned_at = ? WHERE id = ?", (db_time(now), upload_id))
 
     async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
-        async with self._db.transaction() as connection:
-            async with connection.execute(
-                "SELECT * FROM uploads WHERE (status = ? AND updated_at < ?) OR (status = ? AND lease_expires_at < ?)"
-                " LIMIT ?",
-                (
-                    UploadStatus.IN_PROGRESS.value,
-                    db_time(idle_since),
-                    UploadStatus.FINALIZING.value,
-                    db_time(now),
-                    limit,
-                ),
-            ) as cursor:
-                sessions = [_session(row) for row in await cursor.fetchall()]
-            # Touch idle sessions so the next sweep does not look at the same ones again at once.
-            await connection.executemany(
-                "UPDATE uploads SET updated_at = ? WHERE id = ? AND status = ?",
-                [(db_time(now), s.id, UploadStatus.IN_PROGRESS.value) for s in sessions],
-            )
-            return sessions
+        rows = await self._db.fetch_all(
+            "SELECT * FROM uploads WHERE status IN (?, ?) AND updated_at < ?"
+            " AND (stored_chunks > recorded_chunks OR recorded_chunks = total_chunks)"
+            " UNION ALL SELECT * FROM uploads WHERE status = ? AND lease_expires_at < ?"
+            " LIMIT ?",
+            (*_ACCEPTING, db_time(idle_since), UploadStatus.FINALIZING.value, db_time(now), limit),
+        )
+        return [_session(row) for row in rows]

@@ -1,0 +1,164 @@
+"""No upload is stranded: every session whose chunks are all stored finalizes, whatever happened to
+its storage events, and a full session reaching its expiry is finalized rather than deleted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lfusys.app import background_work, open_services
+from lfusys.keys import load_or_create_keys
+from lfusys.services import Services
+from lfusys.sessions.events import ChunkStored
+from lfusys.sessions.finalizer import file_id_for
+from lfusys.storage.ports import UploadStatus, User
+from tests.integration.pipeline.conftest import (
+    PIPELINE_SETTINGS,
+    body_of,
+    completed,
+    eventually,
+    file_bytes,
+    lose_queued_events,
+    random_bytes,
+    stored_upload,
+)
+from tests.support import FakeClock, chunks_of, make_settings, sha256_hex
+
+STALLED_AFTER = timedelta(seconds=1)
+
+
+def recovery_settings(data_dir: Path, **overrides: Any) -> Any:
+    return make_settings(
+        data_dir,
+        **{
+            **PIPELINE_SETTINGS,
+            "stalled_after": STALLED_AFTER,
+            "janitor_interval": timedelta(milliseconds=100),
+            "queue_wait_time": timedelta(milliseconds=100),
+            **overrides,
+        },
+    )
+
+
+@pytest.fixture
+async def services(data_dir: Path, clock: FakeClock) -> AsyncIterator[Services]:
+    settings = recovery_settings(data_dir)
+    async with open_services(settings, load_or_create_keys(settings), clock) as opened:
+        yield opened
+
+
+async def status(services: Services, upload_id: str) -> UploadStatus:
+    session = await services.metadata.uploads.get(upload_id)
+    assert session is not None
+    return session.status
+
+
+async def test_a_one_chunk_upload_whose_events_are_all_lost_completes_within_stalled_after(
+    services: Services, owner: User
+) -> None:
+    data = random_bytes(3000)
+    session = await stored_upload(services, owner, data)
+    assert await lose_queued_events(services) == 1
+    assert await status(services, session.id) is UploadStatus.PENDING  # nothing recorded it
+
+    started = asyncio.get_running_loop().time()
+    async with background_work(services):
+        await eventually(lambda: completed(services, session.id), within=STALLED_AFTER.total_seconds() + 5)
+    took = asyncio.get_running_loop().time() - started
+
+    assert took >= STALLED_AFTER.total_seconds()  # the janitor waited until the session was idle
+    assert await file_bytes(services, file_id_for(session.id)) == data
+
+
+async def test_a_multi_chunk_upload_with_one_event_dead_lettered_completes(
+    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = recovery_settings(data_dir, queue_max_receives=1, queue_visibility_timeout=timedelta(seconds=1))
+    async with open_services(settings, load_or_create_keys(settings), clock) as services:
+        owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+        data = random_bytes(4096 * 3)
+        session = await stored_upload(services, owner, data)
+        handle = services.finalizer.on_chunk_stored
+        poisoned: list[ChunkStored] = []
+
+        async def fails_for_chunk_2(event: ChunkStored) -> None:
+            if event.n == 2 and not poisoned:
+                poisoned.append(event)
+                raise RuntimeError("the database was locked")
+            await handle(event)
+
+        monkeypatch.setattr(services.finalizer, "on_chunk_stored", fails_for_chunk_2)
+        async with background_work(services):
+            await eventually(lambda: completed(services, session.id), within=15)
+
+        assert poisoned == [ChunkStored(session.id, 2)]
+        assert await file_bytes(services, file_id_for(session.id)) == data
+
+
+async def test_a_full_session_reaching_its_expiry_is_finalized_not_deleted(data_dir: Path, clock: FakeClock) -> None:
+    # Recovery of idle sessions would come too late: only the expiry sweep looks at this one.
+    settings = recovery_settings(data_dir, stalled_after=timedelta(hours=48))
+    async with open_services(settings, load_or_create_keys(settings), clock) as services:
+        owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+        data = random_bytes(4096 * 2 + 10)
+        session = await stored_upload(services, owner, data)
+        await lose_queued_events(services)
+
+        clock.advance(settings.upload_ttl + timedelta(seconds=1))
+        report = await services.janitor.sweep()
+
+        assert (report.finalized_at_expiry, report.expired, report.chunks_recovered) == (1, 0, 3)
+        assert await status(services, session.id) is UploadStatus.COMPLETED
+        assert await file_bytes(services, file_id_for(session.id)) == data
+
+
+async def test_a_partial_session_reaching_its_expiry_is_expired_and_loses_its_chunks(
+    services: Services, owner: User, clock: FakeClock
+) -> None:
+    session = await stored_upload(services, owner, random_bytes(4096 * 3), order=[1, 3])
+
+    clock.advance(timedelta(hours=25))
+    report = await services.janitor.sweep()
+
+    assert (report.expired, report.finalized_at_expiry) == (1, 0)
+    assert await status(services, session.id) is UploadStatus.EXPIRED
+    assert await services.blobs.list_chunks(session.id) == []
+
+
+async def test_resending_a_stored_chunk_makes_good_its_lost_event(services: Services, owner: User) -> None:
+    data = random_bytes(4096 + 5)
+    session = await stored_upload(services, owner, data)
+    await lose_queued_events(services)
+    chunk = chunks_of(data, session.chunk_size)[1]
+
+    receipt = await services.ingress.receive(
+        owner, session.id, 2, sha256=sha256_hex(chunk), content_length=len(chunk), body=body_of(chunk)
+    )
+    stop = asyncio.Event()
+    worker = asyncio.create_task(services.worker.run(stop))
+    try:
+        # Only the worker runs, no janitor: the resend's own event records chunk 2; chunk 1's event
+        # is still lost, so the session waits until chunk 1 is sent again too.
+        await eventually(lambda: recorded(services, session.id, 1))
+        assert await status(services, session.id) is UploadStatus.IN_PROGRESS
+        first = chunks_of(data, session.chunk_size)[0]
+        await services.ingress.receive(
+            owner, session.id, 1, sha256=sha256_hex(first), content_length=len(first), body=body_of(first)
+        )
+        await eventually(lambda: completed(services, session.id))
+    finally:
+        stop.set()
+        await worker
+
+    assert receipt.already_stored
+    assert await file_bytes(services, file_id_for(session.id)) == data
+
+
+async def recorded(services: Services, upload_id: str, count: int) -> bool:
+    session = await services.metadata.uploads.get(upload_id)
+    return session is not None and session.recorded_chunks == count
