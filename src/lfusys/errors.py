@@ -7,11 +7,14 @@ else is logged with its traceback and answered with a bare 500 that reveals noth
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, ClassVar
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 log = structlog.get_logger(__name__)
@@ -83,6 +86,25 @@ class InsufficientStorage(DomainError):
 
 class DependencyUnavailable(DomainError):
     status_code = 503
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """The body of every error response."""
+
+    error: str
+    """What went wrong, in words a user can act on."""
+
+
+def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route can answer, all with :class:`ErrorBody`.
+
+    A route that takes parameters also gets 400 (Litestar would otherwise document its own
+    validation-error shape, which this app never sends).
+    """
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=HTTPStatus(code).phrase)
+        for code in sorted({400, *status_codes})
+    }
 
 
 def error_response(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response[Any]:

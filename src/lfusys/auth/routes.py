@@ -7,13 +7,14 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from lfusys.auth.middleware import provide_current_user, requires_user
 from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
-from lfusys.errors import NotAuthenticated, error_response
+from lfusys.errors import NotAuthenticated, error_response, error_responses
 from lfusys.http import requires_json_body
 from lfusys.services import Services, services_from
 from lfusys.storage.ports import User
@@ -36,19 +37,25 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"services": Provide(provide_services)}
 
-    @post("/register", operation_id="register", status_code=HTTP_201_CREATED, guards=[requires_json_body])
+    @post(
+        "/register",
+        operation_id="register",
+        status_code=HTTP_201_CREATED,
+        guards=[requires_json_body],
+        responses=error_responses(403, 409, 413, 415),
+    )
     async def register(self, data: JSONBody[RegisterRequest], services: NamedDependency[Services]) -> UserOut:
         """Create an account. The email is case-insensitive; 409 if it already has one."""
         auth: AuthService = services.auth
         user = await auth.register(name=data.name, email=data.email, password=data.password)
         return UserOut.of(user)
 
-    @post("/login", operation_id="login", guards=[requires_json_body])
+    @post("/login", operation_id="login", guards=[requires_json_body], responses=error_responses(401, 403, 413, 415))
     async def login(self, data: JSONBody[LoginRequest], services: NamedDependency[Services]) -> Response[UserOut]:
         """Check email and password and set the access and refresh cookies. Any failure is one 401."""
         return _signed_in(services, await services.auth.login(email=data.email, password=data.password))
 
-    @post("/refresh", operation_id="refresh")
+    @post("/refresh", operation_id="refresh", responses=error_responses(401, 403))
     async def refresh(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[Any]:
         """Rotate both cookies. Replaying a spent refresh token ends that sign-in everywhere."""
         token = request.cookies.get(services.cookies.refresh_name)
@@ -60,7 +67,13 @@ class AuthController(Controller):
             return response
         return _signed_in(services, signed_in)
 
-    @post("/logout", operation_id="logout", status_code=HTTP_204_NO_CONTENT)
+    @post(
+        "/logout",
+        operation_id="logout",
+        status_code=HTTP_204_NO_CONTENT,
+        # The handler returns a Response only to clear the cookies: the answer has no body.
+        responses={**error_responses(403), HTTP_204_NO_CONTENT: ResponseSpec(None, description="Signed out")},
+    )
     async def logout(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[None]:
         """Revoke this sign-in (its refresh-token family) and clear the cookies."""
         await services.auth.logout(
@@ -77,6 +90,7 @@ class AuthController(Controller):
     @get(
         "/me",
         operation_id="me",
+        responses=error_responses(401),
         guards=[requires_user],
         dependencies={"current_user": Provide(provide_current_user)},
     )

@@ -14,7 +14,7 @@ from litestar.params import FromPath
 
 from lfusys.auth import provide_current_user, requires_user
 from lfusys.chunks.service import ChunkIngress, ChunkReceipt
-from lfusys.errors import BodyInterrupted, InvalidInput
+from lfusys.errors import BodyInterrupted, InvalidInput, error_responses
 from lfusys.services import services_from
 from lfusys.settings import MAX_CHUNKS
 from lfusys.storage.ports import User
@@ -68,6 +68,7 @@ class ChunksController(Controller):
     @put(
         "/{n:str}",
         operation_id="putChunk",
+        responses=error_responses(401, 403, 404, 409, 410, 413, 422, 429, 503, 507),
         # The body is capped at the chunk's exact length by the ingress instead.
         request_max_body_size=None,
     )

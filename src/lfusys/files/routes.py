@@ -14,7 +14,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT, HTTP_206_PARTIAL_CONTENT
 
 from lfusys.auth import provide_current_user, requires_user
-from lfusys.errors import error_response
+from lfusys.errors import error_response, error_responses
 from lfusys.files.ranges import RangeNotSatisfiable, parse_range
 from lfusys.files.service import DownloadLink, FileLibrary, content_disposition
 from lfusys.services import services_from
@@ -61,7 +61,7 @@ class FilesController(Controller):
     guards = [requires_user]
     dependencies = {"current_user": Provide(provide_current_user), "library": Provide(provide_library)}
 
-    @get("/", operation_id="listFiles")
+    @get("/", operation_id="listFiles", responses=error_responses(401))
     async def list_files(
         self,
         current_user: NamedDependency[User],
@@ -73,20 +73,25 @@ class FilesController(Controller):
         page = await library.list(current_user, limit, cursor)
         return FileList(files=[FileView.of(r) for r in page.files], next_cursor=page.next_cursor)
 
-    @get("/{file_id:str}", operation_id="getFile")
+    @get("/{file_id:str}", operation_id="getFile", responses=error_responses(401, 404))
     async def get_file(
         self, file_id: FromPath[str], current_user: NamedDependency[User], library: NamedDependency[FileLibrary]
     ) -> FileView:
         return FileView.of(await library.get(current_user, file_id))
 
-    @get("/{file_id:str}/download", operation_id="getDownloadLink")
+    @get("/{file_id:str}/download", operation_id="getDownloadLink", responses=error_responses(401, 404))
     async def download_link(
         self, file_id: FromPath[str], current_user: NamedDependency[User], library: NamedDependency[FileLibrary]
     ) -> DownloadLink:
         """A signed URL that serves the bytes (with Range support) until it expires."""
         return await library.download_link(current_user, file_id, content_path(file_id))
 
-    @delete("/{file_id:str}", operation_id="deleteFile", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{file_id:str}",
+        operation_id="deleteFile",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=error_responses(401, 403, 404),
+    )
     async def delete_file(
         self, file_id: FromPath[str], current_user: NamedDependency[User], library: NamedDependency[FileLibrary]
     ) -> None:
@@ -102,7 +107,7 @@ class FileContentController(Controller):
     opt = {"exclude_from_auth": True}
     dependencies = {"library": Provide(provide_library)}
 
-    @get("/", operation_id="getFileContent")
+    @get("/", operation_id="getFileContent", responses=error_responses(403, 404, 416))
     async def content(
         self,
         file_id: FromPath[str],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.datastructures import State
 
-from lfusys.errors import DependencyUnavailable
+from lfusys.errors import DependencyUnavailable, error_responses
 from lfusys.services import services_from
 
 
@@ -19,7 +19,7 @@ class HealthController(Controller):
         """The process is up."""
         return {"status": "ok"}
 
-    @get("/ready", operation_id="ready")
+    @get("/ready", operation_id="ready", responses=error_responses(503))
     async def ready(self, state: State) -> dict[str, str]:
         """Every dependency answers; 503 names the one that does not."""
         try:

@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from lfusys.auth import provide_current_user, requires_user
+from lfusys.errors import error_responses
 from lfusys.http import requires_json_body
 from lfusys.services import services_from
 from lfusys.sessions.schemas import ChunkList, CreateUpload, UploadCreated, UploadList, UploadView
@@ -26,7 +27,13 @@ class UploadsController(Controller):
     guards = [requires_user]
     dependencies = {"current_user": Provide(provide_current_user), "sessions": Provide(provide_sessions)}
 
-    @post("/", operation_id="startUpload", status_code=HTTP_201_CREATED, guards=[requires_json_body])
+    @post(
+        "/",
+        operation_id="startUpload",
+        status_code=HTTP_201_CREATED,
+        guards=[requires_json_body],
+        responses=error_responses(401, 403, 413, 415),
+    )
     async def start(
         self,
         data: JSONBody[CreateUpload],
@@ -42,28 +49,33 @@ class UploadsController(Controller):
             expires_at=session.expires_at,
         )
 
-    @get("/", operation_id="listUploads")
+    @get("/", operation_id="listUploads", responses=error_responses(401))
     async def list_unfinished(
         self, current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
     ) -> UploadList:
         """The caller's unfinished uploads, from any device, for resuming."""
         return UploadList(uploads=[UploadView.of(s) for s in await sessions.list_unfinished(current_user)])
 
-    @get("/{upload_id:str}", operation_id="getUpload")
+    @get("/{upload_id:str}", operation_id="getUpload", responses=error_responses(401, 404))
     async def status(
         self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
     ) -> UploadView:
         """Status and progress; ``file_id`` once completed."""
         return UploadView.of(await sessions.get(current_user, upload_id))
 
-    @get("/{upload_id:str}/chunks", operation_id="listChunks")
+    @get("/{upload_id:str}/chunks", operation_id="listChunks", responses=error_responses(401, 404))
     async def chunks(
         self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
     ) -> ChunkList:
         """The chunks already stored, with their SHA-256."""
         return ChunkList.of(await sessions.chunks(current_user, upload_id))
 
-    @delete("/{upload_id:str}", operation_id="cancelUpload", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{upload_id:str}",
+        operation_id="cancelUpload",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=error_responses(401, 403, 404, 409, 410),
+    )
     async def cancel(
         self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
     ) -> None:
