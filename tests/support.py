@@ -152,13 +152,16 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> int:
 class LiveServer:
     """``lfusys serve`` in a child process on a free loopback port, stopped by its PID."""
 
-    def __init__(self, data_dir: Path, log_path: Path, **variables: str) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, *, workers: int = 1, **variables: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [*lfusys_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *lfusys_command(),
+                *("serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)),
+            ],
             env=subprocess_env(data_dir, **variables),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -49,7 +49,12 @@ async def test_separate_worker_processes_share_the_work(tmp_path: Path, data_dir
     small = {"LFUSYS_MIN_CHUNK_SIZE": "1024", "LFUSYS_DEFAULT_CHUNK_SIZE": "4096"}
     # All 36 chunks go at once: room for them in flight.
     server = LiveServer(
-        data_dir, tmp_path / "server.log", LFUSYS_RUN_WORKER="false", LFUSYS_MAX_CHUNK_PUTS_PER_USER="64", **small
+        data_dir,
+        tmp_path / "server.log",
+        LFUSYS_RUN_WORKER="false",
+        LFUSYS_MAX_CHUNK_PUTS_PER_USER="64",
+        LFUSYS_MIN_CHUNK_SIZE=small["LFUSYS_MIN_CHUNK_SIZE"],
+        LFUSYS_DEFAULT_CHUNK_SIZE=small["LFUSYS_DEFAULT_CHUNK_SIZE"],
     )
     workers = [
         WorkerProcess(data_dir, tmp_path / f"worker{i}.log", LFUSYS_WORKER_CONCURRENCY="2", **small) for i in range(2)

@@ -44,10 +44,11 @@ DATA = bytes(range(256)) * 48  # 12,288 bytes: three 4 KiB chunks
 CHUNKS = chunks_of(DATA, 4096)
 
 
-def live_server(tmp_path: Path, **variables: str) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, workers: int = 1, **variables: str) -> Iterator[LiveServer]:
     server = LiveServer(
         tmp_path / "data",
         tmp_path / "server.log",
+        workers=workers,
         LFUSYS_MIN_CHUNK_SIZE="1024",
         LFUSYS_DEFAULT_CHUNK_SIZE="4096",
         **variables,
@@ -71,7 +72,8 @@ async def signed_in_client(server: LiveServer) -> AsyncIterator[httpx.AsyncClien
 
 @pytest.fixture
 def quota_server(tmp_path: Path) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path, LFUSYS_USER_QUOTA_BYTES="10000")
+    # Two server processes: the starts race in two processes and across the database, not just one loop.
+    yield from live_server(tmp_path, workers=2, LFUSYS_USER_QUOTA_BYTES="10000")
 
 
 async def test_parallel_starts_against_a_quota_that_fits_one_give_exactly_one_upload(quota_server: LiveServer) -> None:
