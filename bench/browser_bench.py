@@ -1,11 +1,11 @@
 """Upload throughput of the web app's engine in Chromium, next to the Python benchmark client.
 
 One sitting against one ``lfusys serve`` (serving the built web app): for each repeat, the Python
-client (``bench.upload_bench``'s, chunk hashes computed before the clock) uploads the test file with
-C chunks in flight, then headless Chromium uploads the same file through the Upload page with the
-engine's default pool. The browser's clock runs from handing the file to the page to the page showing
-"completed" (which it only does when the server says so), so it includes hashing in the browser's
-Web Worker, which overlaps with sending.
+client (``bench.upload_bench``'s) uploads the test file with C chunks in flight, then headless
+Chromium uploads the same file through the Upload page with the engine's default pool. Both do the
+same work on the clock: the Python client reads and hashes each chunk just before sending it, as
+the browser's engine does in its Web Workers. The browser's clock runs from handing the file to the
+page to the page showing "completed" (which it only does when the server says so).
 
     .venv/bin/python -m bench.browser_bench --size-mib 1024 --repeat 2
 
@@ -95,7 +95,7 @@ async def sitting(args: argparse.Namespace, workdir: Path, server: servers.Serve
         await browser_sign_up(context)
         try:
             for attempt in range(args.repeat + 1):  # the first round warms up and is not counted
-                python = await client.run(data, args.concurrency, attempt)
+                python = await client.run(data, args.concurrency, attempt, hash_on_the_clock=True)
                 in_browser = await browser_run(context, server, data)
                 label = "warm-up" if attempt == 0 else f"#{attempt}"
                 print(

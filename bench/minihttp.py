@@ -132,7 +132,7 @@ class Connection:
         head += [f"{name}: {value}" for name, value in headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         await _send_body(writer, body)
-        response = await _read_response(reader)
+        response = await read_response(reader)
         if (response.header("connection") or "").lower() == "close":
             await self.close()
         return response
@@ -156,7 +156,8 @@ async def _send_body(writer: asyncio.StreamWriter, body: bytes | FileSlice) -> N
         await writer.drain()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> Response:
+async def read_response(reader: asyncio.StreamReader) -> Response:
+    """Read one response (status line, headers, ``Content-Length`` body) from ``reader``."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
     status = int(status_line.split(" ", 2)[1])

@@ -73,6 +73,15 @@ class TestFile:
         offset = (n - 1) * self.chunk_size
         return FileSlice(self.fd, offset, min(self.chunk_size, self.size - offset))
 
+    def hash_chunk(self, n: int) -> str:
+        """SHA-256 of chunk ``n``, read from the file in 8 MiB pieces."""
+        offset = (n - 1) * self.chunk_size
+        end = min(offset + self.chunk_size, self.size)
+        digest = hashlib.sha256()
+        for start in range(offset, end, 8 * MiB):
+            digest.update(os.pread(self.fd, min(8 * MiB, end - start), start))
+        return digest.hexdigest()
+
     def expected_checksum(self) -> str:
         """What LFUSYS reports as a file's checksum: SHA-256 of the raw chunk digests in order."""
         outer = hashlib.sha256()
@@ -91,14 +100,9 @@ def make_test_file(path: Path, size: int, chunk_size: int) -> TestFile:
             out.write(os.urandom(min(8 * MiB, size - start)))
         out.flush()
         os.fsync(out.fileno())
-    fd = os.open(path, os.O_RDONLY)
-    digests = []
-    for offset in range(0, size, chunk_size):
-        digest = hashlib.sha256()
-        for start in range(offset, min(offset + chunk_size, size), 8 * MiB):
-            digest.update(os.pread(fd, min(8 * MiB, offset + chunk_size - start, size - start), start))
-        digests.append(digest.hexdigest())
-    return TestFile(path, fd, size, chunk_size, digests)
+    data = TestFile(path, os.open(path, os.O_RDONLY), size, chunk_size, [])
+    data.digests = [data.hash_chunk(n) for n in range(1, -(-size // chunk_size) + 1)]
+    return data
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -164,14 +168,22 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 
 async def put_chunks(
-    connections: Sequence[Connection], data: TestFile, request_for: Callable[[int], tuple[str, dict[str, str]]]
+    connections: Sequence[Connection],
+    data: TestFile,
+    request_for: Callable[[int, str], tuple[str, dict[str, str]]],
+    hash_on_the_clock: bool = False,
 ) -> None:
-    """PUT every chunk, one request in flight per connection; each takes the next chunk number."""
+    """PUT every chunk, one request in flight per connection; each takes the next chunk number.
+
+    With ``hash_on_the_clock`` each chunk is read and hashed (in a thread) just before it is sent,
+    as the web app does, instead of using the digest computed before the clock started.
+    """
     numbers = iter(range(1, data.total_chunks + 1))
 
     async def slot(connection: Connection) -> None:
         for n in numbers:
-            path, headers = request_for(n)
+            digest = await asyncio.to_thread(data.hash_chunk, n) if hash_on_the_clock else data.digests[n - 1]
+            path, headers = request_for(n, digest)
             response = await connection.request("PUT", path, headers=headers, body=data.body(n))
             expect(response, 200, f"PUT {path}")
 
@@ -228,7 +240,7 @@ class RealServer:
         await self.call("DELETE", f"/uploads/{created['upload_id']}", 204)
         return int(created["chunk_size"])
 
-    async def run(self, data: TestFile, concurrency: int, attempt: int) -> Run:
+    async def run(self, data: TestFile, concurrency: int, attempt: int, hash_on_the_clock: bool = False) -> Run:
         await self.call("POST", "/auth/refresh", 200)  # off the clock: a fresh access token for the run
         headers = self.session.headers() | {"Content-Type": "application/octet-stream"}
         async with open_connections(self.server.port, concurrency) as connections:
@@ -241,7 +253,8 @@ class RealServer:
                 await put_chunks(
                     connections,
                     data,
-                    lambda n: (f"{upload}/chunks/{n}", headers | {"X-Chunk-Hash": data.digests[n - 1]}),
+                    lambda n, digest: (f"{upload}/chunks/{n}", headers | {"X-Chunk-Hash": digest}),
+                    hash_on_the_clock,
                 )
                 acknowledged = time.perf_counter()
                 file_id = await self._completed(created["upload_id"])
@@ -290,9 +303,9 @@ class CeilingServer:
                 await put_chunks(
                     connections,
                     data,
-                    lambda n: (
+                    lambda n, digest: (
                         f"/chunks/{n}",
-                        {"X-Chunk-Hash": data.digests[n - 1], "Content-Type": "application/octet-stream"},
+                        {"X-Chunk-Hash": digest, "Content-Type": "application/octet-stream"},
                     ),
                 )
                 stop = time.perf_counter()
@@ -400,6 +413,7 @@ async def sitting(args: argparse.Namespace, workdir: Path, started: list[Server]
     if real is not None:
         await real.sign_up()
         chunk_size = await real.chosen_chunk_size(size)
+    startup_hwm = {server.name: (servers.proc_status_kib(server.pid, "VmHWM") or 0) / 1024 for server in started}
     print(f"making a {args.size_mib} MiB test file and hashing its chunks ({chunk_size / MiB:g} MiB) …", flush=True)
     data = make_test_file(workdir / "test-file.bin", size, chunk_size)
     try:
@@ -415,6 +429,7 @@ async def sitting(args: argparse.Namespace, workdir: Path, started: list[Server]
         "runs": [asdict(run) for run in runs],
         "summary": summarize(runs, size),
         "processes": {server.name: describe_process(server) for server in started},
+        "startup_vm_hwm_mib": startup_hwm,
         "vm_hwm_mib": {server.name: (servers.proc_status_kib(server.pid, "VmHWM") or 0) / 1024 for server in started},
     }
 
@@ -463,7 +478,13 @@ def table(results: dict[str, Any]) -> str:
         ("finalize s", 20, lambda row: _cell(row, "real", "finalize_seconds", ".3f")),
         ("peak RSS MiB real/ceil", 22, lambda row: f"{_peak(row, 'real')} / {_peak(row, 'ceiling')}"),
         ("server CPU s real/ceil", 22, lambda row: f"{_cpu(row, 'real')} / {_cpu(row, 'ceiling')}"),
+        (
+            "CPU s/GiB real/ceil",
+            20,
+            lambda row: f"{_cpu_per_gib(row, 'real', gib)} / {_cpu_per_gib(row, 'ceiling', gib)}",
+        ),
     ]
+    gib = results["size_bytes"] / 1024**3
     header = " | ".join(f"{title:>{width}}" for title, width, _ in columns)
     lines = [
         f"{results['size_bytes'] / MiB:g} MiB in {results['total_chunks']} chunks of "
@@ -475,8 +496,9 @@ def table(results: dict[str, Any]) -> str:
     ]
     for row in results["summary"]:
         lines.append(" | ".join(f"{cell(row):>{width}}" for _, width, cell in columns))
+    started = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in results["startup_vm_hwm_mib"].items())
     hwm = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in results["vm_hwm_mib"].items())
-    lines += ["", f"VmHWM at the end: {hwm}"]
+    lines += ["", f"VmHWM after start-up and sign-in (before any upload): {started}", f"VmHWM at the end: {hwm}"]
     disturbed = [run for run in results["runs"] if _disturbed(run)]
     if disturbed:
         names = ", ".join(f"{run['target']} C={run['concurrency']} #{run['attempt']}" for run in disturbed)
@@ -510,6 +532,10 @@ def _peak(row: dict[str, Any], target: str) -> str:
 
 def _cpu(row: dict[str, Any], target: str) -> str:
     return format(row[target]["server_cpu_seconds"]["median"], ".2f") if target in row else "-"
+
+
+def _cpu_per_gib(row: dict[str, Any], target: str, gib: float) -> str:
+    return format(row[target]["server_cpu_seconds"]["median"] / gib, ".2f") if target in row else "-"
 
 
 def environment() -> dict[str, Any]:

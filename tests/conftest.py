@@ -1,3 +1,10 @@
+"""Fixtures every test package shares: the backend under test, settings, the clock, the app and a live server.
+
+``backend_name`` is parametrized over :data:`tests.support.BACKENDS`, so every test that uses the app,
+its settings or a live server runs once per backend. A test (or module, with ``pytestmark``) marked
+``@pytest.mark.local_only("why")`` runs on the local backend alone.
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,9 +17,26 @@ from litestar.testing import AsyncTestClient
 
 from lfusys.app import create_app
 from lfusys.settings import Settings
-from tests.support import BASE_URL, FakeClock, LiveServer, make_settings
+from tests.support import BACKENDS, BASE_URL, FakeClock, LiveServer, make_settings
 
 AppFactory = Callable[..., Litestar]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "local_only(reason): runs on the local backend only, for the reason given (one line)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run whatever depends on ``backend_name`` on every backend (or on ``local`` alone, if so marked)."""
+    if "backend_name" not in metafunc.fixturenames:
+        return
+    local_only = metafunc.definition.get_closest_marker("local_only")
+    if local_only is not None and not local_only.args:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: local_only needs a reason")
+    # Module scope: a module-scoped fixture (a live server) may depend on it too.
+    metafunc.parametrize("backend_name", ["local"] if local_only else BACKENDS, scope="module")
 
 
 @pytest.fixture
@@ -21,8 +45,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return make_settings(data_dir)
+def settings(data_dir: Path, backend_name: str) -> Settings:
+    return make_settings(data_dir, backend=backend_name)
 
 
 @pytest.fixture
@@ -42,22 +66,18 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
-def app_factory(data_dir: Path, clock: FakeClock) -> AppFactory:
-    """Build apps over the same data directory (a restart), with setting overrides, on the test's clock."""
+def app_factory(data_dir: Path, clock: FakeClock, backend_name: str) -> AppFactory:
+    """Build apps on the test's backend and clock, with setting overrides. On the local backend they share
+    one data directory (a second app is a restart); on the memory backend each app has its own data."""
 
     def build(**overrides: Any) -> Litestar:
-        return create_app(make_settings(data_dir, **overrides), clock)
+        return create_app(make_settings(data_dir, **{"backend": backend_name, **overrides}), clock)
 
     return build
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, data_dir: Path) -> Iterator[LiveServer]:
-    server = LiveServer(data_dir, tmp_path / "server.log")
+def live_server(tmp_path: Path, data_dir: Path, backend_name: str) -> Iterator[LiveServer]:
+    server = LiveServer(data_dir, tmp_path / "server.log", backend=backend_name)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def settings_db(settings: Settings) -> Path:
-    return settings.database_path

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: settings, sign-up/sign-in through HTTP, a live server process."""
+"""Helpers shared by the tests: the backends, settings, sign-up/sign-in through HTTP, a live server
+process, and session states reached through the ports (never through SQL or file paths)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,17 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from lfusys.auth.records import User
+from lfusys.clock import Clock
+from lfusys.services import Services, build_services, open_services, services_from
+from lfusys.sessions.records import UploadSession, UploadStatus
+from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings, load_settings
-from lfusys.storage.local.database import db_time
+from lfusys.storage.backend import server_keys
+
+BACKENDS = ["local", "memory"]
+"""Every backend the suite runs on: the contract suites and every backend-neutral integration test run
+once per name (tests marked ``local_only`` run on ``local`` alone). A new backend joins here."""
 
 
 class FakeClock:
@@ -152,7 +162,10 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> int:
 class LiveServer:
     """``lfusys serve`` in a child process on a free loopback port, stopped by its PID."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, workers: int = 1, **variables: str) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, *, backend: str = "local", workers: int = 1, **variables: str
+    ) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -162,7 +175,7 @@ class LiveServer:
                 *lfusys_command(),
                 *("serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)),
             ],
-            env=subprocess_env(data_dir, **variables),
+            env=subprocess_env(data_dir, LFUSYS_BACKEND=backend, **variables),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -187,11 +200,6 @@ class LiveServer:
         return returncode
 
 
-def live_blob_root(server: LiveServer) -> Path:
-    """The blob store of a :class:`LiveServer` whose data directory sits next to its log, as ``data``."""
-    return server.log_path.parent / "data" / "blobs"
-
-
 # --- uploads ---------------------------------------------------------------------------------
 
 SMALL_CHUNKS: dict[str, Any] = {"min_chunk_size": 1024, "default_chunk_size": 4096}
@@ -204,22 +212,6 @@ def sha256_hex(data: bytes) -> str:
 
 def chunks_of(data: bytes, chunk_size: int) -> list[bytes]:
     return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
-
-
-def update_upload(database: Path, upload_id: str, **columns: str) -> None:
-    """Change a session row behind the app's back (what time or another worker would do)."""
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection, connection:
-        changed = connection.execute(
-            f"UPDATE uploads SET {assignments} WHERE id = ?",  # noqa: S608 - column names are the test's own
-            (*columns.values(), upload_id),
-        ).rowcount
-    assert changed == 1
-
-
-def an_hour_ago() -> str:
-    """A database timestamp one hour in the past (an expiry that has passed)."""
-    return db_time(datetime.now(UTC) - timedelta(hours=1))
 
 
 async def start_upload(
@@ -271,6 +263,158 @@ async def download(client: httpx.AsyncClient, file_id: str, headers: dict[str, s
     link = (await client.get(f"{API}/files/{file_id}/download")).json()
     parts = urlsplit(link["url"])
     return await client.get(f"{parts.path}?{parts.query}", headers=headers or {})
+
+
+async def body_of(data: bytes) -> AsyncIterator[bytes]:
+    """A request body that arrives in one piece."""
+    yield data
+
+
+# --- session states, reached through the ports -------------------------------------------------
+
+ANOTHER_WORKER = "another-worker"
+"""A finalizing worker that is not the app's own."""
+
+
+def services_of(client: AsyncTestClient[Litestar]) -> Services:
+    """The services of the app ``client`` runs (its lifespan must have started)."""
+    return services_from(client.app.state)
+
+
+async def stored_session(services: Services, upload_id: str) -> UploadSession:
+    session = await services.backend.uploads.get(upload_id)
+    assert session is not None
+    return session
+
+
+async def make_finalizing(services: Services, clock: Clock, upload_id: str) -> UploadSession:
+    """Every chunk's event recorded and the finalization claimed by :data:`ANOTHER_WORKER`, whose lease
+    outlives the test (nobody else takes the session over)."""
+    uploads = services.backend.uploads
+    session = await stored_session(services, upload_id)
+    for n in range(1, session.total_chunks + 1):
+        await uploads.record_chunk(upload_id, n, clock())
+    claimed = await uploads.claim_finalize(upload_id, ANOTHER_WORKER, clock(), clock() + timedelta(days=7))
+    assert claimed is not None
+    return claimed
+
+
+async def make_failed(services: Services, clock: Clock, upload_id: str, reason: str = "chunk 1 is missing") -> None:
+    """Finalizing, then failed by the worker holding it."""
+    await make_finalizing(services, clock, upload_id)
+    assert await services.backend.uploads.fail(upload_id, ANOTHER_WORKER, reason, clock())
+
+
+def pass_expiry(services: Services, clock: FakeClock) -> None:
+    """Move ``clock`` past the expiry of every session started so far (and of every access token:
+    a client signs in again to go on)."""
+    clock.advance(services.settings.uploads.upload_ttl + timedelta(seconds=1))
+
+
+async def make_expired(services: Services, clock: FakeClock, upload_id: str) -> None:
+    """Past its expiry and marked expired, as the janitor does."""
+    pass_expiry(services, clock)
+    assert await services.backend.uploads.expire(upload_id, clock())
+
+
+# --- the pipeline, driven through the services (no HTTP) ---------------------------------------
+
+PIPELINE_SETTINGS: dict[str, Any] = {**SMALL_CHUNKS}
+"""Small chunks. The services are opened without their background work: the test runs the worker and the
+janitor itself."""
+
+
+@contextlib.asynccontextmanager
+async def opened_services(data_dir: Path, clock: Clock, backend: str, **overrides: Any) -> AsyncIterator[Services]:
+    """The services over a freshly opened backend, with :data:`PIPELINE_SETTINGS` and ``overrides``."""
+    settings = make_settings(data_dir, backend=backend, **{**PIPELINE_SETTINGS, **overrides})
+    async with open_services(settings, server_keys(settings), clock) as services:
+        yield services
+
+
+def another_worker(services: Services, clock: Clock) -> Services:
+    """A second set of services over the same backend: another finalizer, worker and janitor, with a
+    worker id of their own (as another process would have)."""
+    return build_services(services.settings, server_keys(services.settings), services.backend, clock)
+
+
+async def register_owner(services: Services, email: str = "ada@example.com") -> User:
+    return await services.auth.register(name="Ada", email=email, password=PASSWORD)
+
+
+async def stored_upload(services: Services, owner: User, data: bytes, order: list[int] | None = None) -> UploadSession:
+    """Start a session and store chunks through the ingress (all, or those in ``order``); their storage
+    events are queued, not consumed."""
+    session = await services.sessions.start(
+        owner, CreateUpload(file_name="data.bin", file_type="application/octet-stream", file_size=len(data))
+    )
+    chunks = chunks_of(data, session.chunk_size)
+    for n in order or range(1, len(chunks) + 1):
+        chunk = chunks[n - 1]
+        await services.ingress.receive(
+            owner, session.id, n, sha256=sha256_hex(chunk), content_length=len(chunk), body=body_of(chunk)
+        )
+    return session
+
+
+async def record_all(services: Services, clock: Clock, session: UploadSession) -> None:
+    """Record every chunk's storage event, as the worker would (without finalizing)."""
+    for n in range(1, session.total_chunks + 1):
+        await services.backend.uploads.record_chunk(session.id, n, clock())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait until ``check`` holds; fail if it does not within ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+async def status_of(services: Services, upload_id: str) -> UploadStatus:
+    return (await stored_session(services, upload_id)).status
+
+
+async def completed(services: Services, upload_id: str) -> bool:
+    session = await services.backend.uploads.get(upload_id)
+    return session is not None and session.status is UploadStatus.COMPLETED
+
+
+async def lose_queued_events(services: Services) -> int:
+    """Take every visible storage event off the queue without handling it; return how many."""
+    return len(await take_queued_events(services))
+
+
+async def take_queued_events(services: Services) -> list[str]:
+    """Take every visible storage event off the queue without handling it; return their bodies."""
+    bodies: list[str] = []
+    while messages := await services.backend.queue.receive(10, 0, 3600):
+        for message in messages:
+            bodies.append(message.body)
+            await services.backend.queue.delete(message.receipt)
+    return bodies
+
+
+async def chunks_deleted(services: Services, upload_id: str) -> bool:
+    """Whether the blob store holds no chunk of the upload (a finished upload's are deleted just after it
+    is reported finished: wait for it with :func:`eventually`)."""
+    return await services.backend.blobs.list_chunks(upload_id) == []
+
+
+async def file_bytes(services: Services, file_id: str) -> bytes:
+    return b"".join([block async for block in services.backend.blobs.read_file(file_id, None)])
+
+
+async def file_ids(services: Services, owner: User) -> list[str]:
+    """The ids of ``owner``'s file records, newest first."""
+    page = await services.backend.files.list_by_owner(owner.id, 100, None)
+    assert page.next_cursor is None
+    return [record.id for record in page.files]
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
 
 
 class WorkerProcess:

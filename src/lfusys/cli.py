@@ -12,12 +12,14 @@ import structlog
 import uvicorn
 
 from lfusys import __version__
-from lfusys.app import background_work, open_services
-from lfusys.keys import load_or_create_keys
+from lfusys.clock import utc_now
 from lfusys.observability.logging import configure_logging
+from lfusys.services import background_work, open_services
 from lfusys.settings import Settings, SettingsError, load_settings
-from lfusys.storage.local import Database, apply_migrations
-from lfusys.storage.local.queue import DeadLetter, LocalEventQueue
+from lfusys.storage.backend import migrate, server_keys
+from lfusys.storage.ports import DeadLetter
+
+_DEAD_LETTERS_SHOWN = 1000
 
 log = structlog.get_logger(__name__)
 
@@ -41,30 +43,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    # Create the data directory and keys once, before any worker process starts.
-    load_or_create_keys(settings)
-    asyncio.run(_migrate(settings))
+    if settings.core.backend == "memory" and args.workers != 1:
+        # Each process would hold its own, separate data.
+        print("lfusys: the memory backend runs with one server process (--workers 1)", file=sys.stderr)
+        return 2
+    # Create the keys and the schema once, before any server process starts.
+    server_keys(settings)
+    asyncio.run(migrate(settings))
+    if settings.core.backend == "memory":
+        log.warning("memory backend: every upload, file and account is lost when the server stops")
     uvicorn.run(
         "lfusys.app:create_app",
         factory=True,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
+        host=args.host or settings.core.host,
+        port=args.port if args.port is not None else settings.core.port,
         workers=args.workers,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        proxy_headers=bool(settings.core.trusted_proxies),
+        forwarded_allow_ips=list(settings.core.trusted_proxies) or None,
         timeout_graceful_shutdown=30,
     )
     return 0
-
-
-async def _migrate(settings: Settings) -> list[str]:
-    database = await Database.open(settings.database_path)
-    try:
-        return await apply_migrations(database)
-    finally:
-        await database.close()
 
 
 async def _work(settings: Settings) -> None:
@@ -73,19 +73,15 @@ async def _work(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with open_services(settings, load_or_create_keys(settings)) as services, background_work(services):
+    async with open_services(settings, server_keys(settings), utc_now) as services, background_work(services):
         log.info("worker started")
         await stop.wait()
     log.info("worker stopped")
 
 
 async def _dead_letters(settings: Settings) -> list[DeadLetter]:
-    database = await Database.open(settings.database_path)
-    try:
-        await apply_migrations(database)
-        return await LocalEventQueue(database, max_receives=settings.queue_max_receives).dead_letters()
-    finally:
-        await database.close()
+    async with open_services(settings, server_keys(settings), utc_now) as services:
+        return await services.backend.queue.dead_letters(_DEAD_LETTERS_SHOWN)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "worker":
+        if settings.core.backend == "memory":
+            print("lfusys: the memory backend's queue lives in its server process; run lfusys serve", file=sys.stderr)
+            return 2
         asyncio.run(_work(settings))
         return 0
     if args.command == "dead-letters":
         for letter in asyncio.run(_dead_letters(settings)):
             print(msgspec.json.encode(letter).decode())
         return 0
-    applied = asyncio.run(_migrate(settings))
+    applied = asyncio.run(migrate(settings))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0

@@ -1,4 +1,4 @@
-"""Server keys: generated once, kept in the data directory (mode 0600), shared by every worker."""
+"""Server keys: generated once, kept in the data directory (mode 0600), shared by every worker process."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def load_or_create_keys(settings: Settings) -> ServerKeys:
 
     Secrets given in the environment (``LFUSYS_JWT_*_SECRET``) win over the stored ones.
     """
-    private_directory(settings.data_dir)
-    path = settings.secrets_path
+    private_directory(settings.local.data_dir)
+    path = settings.local.secrets_path
     with open(path.with_suffix(".lock"), "a+b") as lock:
         # Several uvicorn workers may start together: the first creates, the rest read.
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -43,11 +43,19 @@ def load_or_create_keys(settings: Settings) -> ServerKeys:
             _write(path, stored)
         else:
             tighten(path, PRIVATE_FILE)
-    keys = {name: stored[name] for name in names}
-    if settings.jwt_access_secret:
-        keys["jwt_access"] = settings.jwt_access_secret
-    if settings.jwt_refresh_secret:
-        keys["jwt_refresh"] = settings.jwt_refresh_secret
+    return _with_environment({name: stored[name] for name in names}, settings)
+
+
+def new_keys(settings: Settings) -> ServerKeys:
+    """Keys made afresh, kept nowhere (secrets given in the environment still win)."""
+    return _with_environment({field.name: _new_key() for field in msgspec.structs.fields(ServerKeys)}, settings)
+
+
+def _with_environment(keys: dict[str, str], settings: Settings) -> ServerKeys:
+    if settings.auth.jwt_access_secret:
+        keys["jwt_access"] = settings.auth.jwt_access_secret
+    if settings.auth.jwt_refresh_secret:
+        keys["jwt_refresh"] = settings.auth.jwt_refresh_secret
     return ServerKeys(**keys)
 
 

@@ -33,28 +33,48 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot run with."""
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Runtime configuration. Field ``x`` is read from ``LFUSYS_X``."""
+Backend = Literal["local", "memory"]
 
-    data_dir: Path = Path("data")
+
+class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the service listens, how it is reached, how it logs, and which backend it runs on."""
+
+    backend: Backend = "local"
+    """``local`` (filesystem + SQLite, the default) or ``memory`` (everything in the process, gone at exit)."""
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     trusted_proxies: tuple[str, ...] = ()
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
+    max_json_body_bytes: int = 64 * 1024
+    web_dir: Path | None = None
+    """The built web app (``npm run build`` output); unset means ``web/dist`` of this checkout."""
+
+    @property
+    def https(self) -> bool:
+        """Whether users reach the service over HTTPS (cookies become Secure and ``__Host-``)."""
+        return urlsplit(self.public_url).scheme == "https"
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Sign-in tokens, their secrets and lifetimes, and password hashing."""
+
     access_token_ttl: timedelta = timedelta(minutes=15)
     refresh_token_ttl: timedelta = timedelta(days=30)
     refresh_reuse_grace: timedelta = timedelta(seconds=30)
     """A refresh token presented again this soon after its rotation is not a replay (two tabs, a lost response)."""
-    # Secrets are generated once and kept in the data directory unless given here.
+    # Secrets are generated once and kept by the backend unless given here.
     jwt_access_secret: str | None = None
     jwt_refresh_secret: str | None = None
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
-    max_json_body_bytes: int = 64 * 1024
-    # Uploads
+
+
+class UploadSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What an upload may be: sizes, chunking, quota, lifetimes, and chunks in flight."""
+
     max_file_size: int = 10 * GiB
     user_quota_bytes: int = 0
     """Total bytes one user may store (finished files plus unfinished sessions); 0 turns it off."""
@@ -65,7 +85,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_chunk_size: int = 1 * GiB
     max_chunk_puts_per_user: int = 16
     """Chunk uploads one user may have in flight at once; more get 429 with Retry-After."""
-    # Background work
+    download_url_ttl: timedelta = timedelta(hours=1)
+
+
+class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The storage-event queue, the worker that consumes it, finalization and the janitor."""
+
     run_worker: bool = True
     """Whether ``lfusys serve`` also runs the event worker and janitor (``lfusys worker`` runs them alone)."""
     worker_concurrency: int = 4
@@ -77,16 +102,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Finalization attempts (each failing for a transient reason) before a session is marked failed."""
     janitor_interval: timedelta = timedelta(seconds=60)
     stalled_after: timedelta = timedelta(minutes=5)
-    """An ``in_progress`` session idle this long is checked for lost events and finalized if full."""
-    download_url_ttl: timedelta = timedelta(hours=1)
-    # Browser app
-    web_dir: Path | None = None
-    """The built web app (``npm run build`` output); unset means ``web/dist`` of this checkout."""
+    """An idle session whose stored chunks were not all recorded is looked after this long after its last change."""
 
-    @property
-    def https(self) -> bool:
-        """Whether users reach the service over HTTPS (cookies become Secure and ``__Host-``)."""
-        return urlsplit(self.public_url).scheme == "https"
+
+class LocalSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The embedded backend: everything under one data directory."""
+
+    data_dir: Path = Path("data")
 
     @property
     def blob_root(self) -> Path:
@@ -99,6 +121,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def secrets_path(self) -> Path:
         return self.data_dir / "secrets.json"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Runtime configuration, grouped by concern. Field ``x`` of any group is read from ``LFUSYS_X``."""
+
+    core: CoreSettings = msgspec.field(default_factory=CoreSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    uploads: UploadSettings = msgspec.field(default_factory=UploadSettings)
+    queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
+    local: LocalSettings = msgspec.field(default_factory=LocalSettings)
+
+
+_GROUPS: dict[str, type[msgspec.Struct]] = {field.name: field.type for field in msgspec.structs.fields(Settings)}
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -179,65 +214,71 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 def _check(settings: Settings) -> None:
     """Cross-field and range rules msgspec's types cannot express."""
+    core, auth, uploads, queue = settings.core, settings.auth, settings.uploads, settings.queue
     rules: list[tuple[str, bool, str]] = [
-        ("port", 0 <= settings.port <= 65535, "must be between 0 and 65535"),
+        ("port", 0 <= core.port <= 65535, "must be between 0 and 65535"),
         (
             "public_url",
-            urlsplit(settings.public_url).scheme in {"http", "https"} and bool(urlsplit(settings.public_url).netloc),
+            urlsplit(core.public_url).scheme in {"http", "https"} and bool(urlsplit(core.public_url).netloc),
             "must be an absolute http:// or https:// URL",
         ),
-        ("access_token_ttl", settings.access_token_ttl >= timedelta(seconds=10), "must be at least 10s"),
+        ("max_json_body_bytes", core.max_json_body_bytes >= 1024, "must be at least 1KiB"),
+        ("access_token_ttl", auth.access_token_ttl >= timedelta(seconds=10), "must be at least 10s"),
         (
             "refresh_token_ttl",
-            settings.refresh_token_ttl > settings.access_token_ttl,
+            auth.refresh_token_ttl > auth.access_token_ttl,
             "must be longer than LFUSYS_ACCESS_TOKEN_TTL",
         ),
         (
+            "refresh_reuse_grace",
+            timedelta(0) <= auth.refresh_reuse_grace <= timedelta(minutes=5),
+            "must be between 0 and 5m",
+        ),
+        (
             "jwt_access_secret",
-            settings.jwt_access_secret is None or len(settings.jwt_access_secret) >= 32,
+            auth.jwt_access_secret is None or len(auth.jwt_access_secret) >= 32,
             "must be at least 32 characters",
         ),
         (
             "jwt_refresh_secret",
-            settings.jwt_refresh_secret is None or len(settings.jwt_refresh_secret) >= 32,
+            auth.jwt_refresh_secret is None or len(auth.jwt_refresh_secret) >= 32,
             "must be at least 32 characters",
         ),
-        (
-            "refresh_reuse_grace",
-            timedelta(0) <= settings.refresh_reuse_grace <= timedelta(minutes=5),
-            "must be between 0 and 5m",
-        ),
-        ("argon2_time_cost", settings.argon2_time_cost >= 1, "must be at least 1"),
-        ("argon2_memory_cost_kib", settings.argon2_memory_cost_kib >= 8, "must be at least 8"),
-        ("argon2_parallelism", 1 <= settings.argon2_parallelism <= 64, "must be between 1 and 64"),
-        ("max_json_body_bytes", settings.max_json_body_bytes >= 1024, "must be at least 1KiB"),
-        ("max_file_size", 1 <= settings.max_file_size <= 5 * TiB, "must be between 1B and 5TiB"),
-        ("user_quota_bytes", settings.user_quota_bytes >= 0, "must be 0 (off) or a size"),
-        ("upload_ttl", settings.upload_ttl >= timedelta(minutes=1), "must be at least 1m"),
-        ("min_chunk_size", settings.min_chunk_size >= 1, "must be at least 1B"),
+        ("argon2_time_cost", auth.argon2_time_cost >= 1, "must be at least 1"),
+        ("argon2_memory_cost_kib", auth.argon2_memory_cost_kib >= 8, "must be at least 8"),
+        ("argon2_parallelism", 1 <= auth.argon2_parallelism <= 64, "must be between 1 and 64"),
+        ("max_file_size", 1 <= uploads.max_file_size <= 5 * TiB, "must be between 1B and 5TiB"),
+        ("user_quota_bytes", uploads.user_quota_bytes >= 0, "must be 0 (off) or a size"),
+        ("upload_ttl", uploads.upload_ttl >= timedelta(minutes=1), "must be at least 1m"),
+        ("min_chunk_size", uploads.min_chunk_size >= 1, "must be at least 1B"),
         (
             "max_chunk_size",
-            settings.max_chunk_size >= settings.min_chunk_size
-            and settings.max_chunk_size * MAX_CHUNKS >= settings.max_file_size
-            and settings.max_chunk_size <= 5 * GiB,
+            uploads.max_chunk_size >= uploads.min_chunk_size
+            and uploads.max_chunk_size * MAX_CHUNKS >= uploads.max_file_size
+            and uploads.max_chunk_size <= 5 * GiB,
             f"must be at least LFUSYS_MIN_CHUNK_SIZE, at most 5GiB, and large enough that "
             f"LFUSYS_MAX_FILE_SIZE fits in {MAX_CHUNKS} chunks",
         ),
         (
             "default_chunk_size",
-            settings.min_chunk_size <= settings.default_chunk_size <= settings.max_chunk_size,
+            uploads.min_chunk_size <= uploads.default_chunk_size <= uploads.max_chunk_size,
             "must be between LFUSYS_MIN_CHUNK_SIZE and LFUSYS_MAX_CHUNK_SIZE",
         ),
-        ("max_chunk_puts_per_user", 1 <= settings.max_chunk_puts_per_user <= 1024, "must be between 1 and 1024"),
-        ("worker_concurrency", 1 <= settings.worker_concurrency <= 64, "must be between 1 and 64"),
-        ("queue_max_receives", 1 <= settings.queue_max_receives <= 100, "must be between 1 and 100"),
-        ("queue_visibility_timeout", settings.queue_visibility_timeout >= timedelta(seconds=1), "must be at least 1s"),
-        ("queue_wait_time", timedelta(0) < settings.queue_wait_time <= timedelta(seconds=20), "must be 1ms to 20s"),
-        ("finalize_lease", settings.finalize_lease >= timedelta(seconds=1), "must be at least 1s"),
-        ("finalize_max_attempts", 1 <= settings.finalize_max_attempts <= 100, "must be between 1 and 100"),
-        ("janitor_interval", settings.janitor_interval >= timedelta(milliseconds=10), "must be at least 10ms"),
-        ("stalled_after", settings.stalled_after >= timedelta(0), "must not be negative"),
-        ("download_url_ttl", settings.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),
+        ("max_chunk_puts_per_user", 1 <= uploads.max_chunk_puts_per_user <= 1024, "must be between 1 and 1024"),
+        ("download_url_ttl", uploads.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),
+        (
+            "run_worker",
+            queue.run_worker or core.backend != "memory",
+            "must be true with LFUSYS_BACKEND=memory (no other process can reach its queue)",
+        ),
+        ("worker_concurrency", 1 <= queue.worker_concurrency <= 64, "must be between 1 and 64"),
+        ("queue_max_receives", 1 <= queue.queue_max_receives <= 100, "must be between 1 and 100"),
+        ("queue_visibility_timeout", queue.queue_visibility_timeout >= timedelta(seconds=1), "must be at least 1s"),
+        ("queue_wait_time", timedelta(0) < queue.queue_wait_time <= timedelta(seconds=20), "must be 1ms to 20s"),
+        ("finalize_lease", queue.finalize_lease >= timedelta(seconds=1), "must be at least 1s"),
+        ("finalize_max_attempts", 1 <= queue.finalize_max_attempts <= 100, "must be between 1 and 100"),
+        ("janitor_interval", queue.janitor_interval >= timedelta(milliseconds=10), "must be at least 10ms"),
+        ("stalled_after", queue.stalled_after >= timedelta(0), "must not be negative"),
     ]
     for field, ok, message in rules:
         if not ok:
@@ -247,31 +288,32 @@ def _check(settings: Settings) -> None:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from the environment (``os.environ`` by default).
 
-    ``overrides`` take precedence over the environment and are given as Python values;
-    tests and the CLI use them.
+    ``overrides`` take precedence over the environment; they are given by field name (whatever its
+    group, e.g. ``stalled_after=timedelta(0)``) as Python values. Tests and the CLI use them.
     """
     environ = os.environ if environ is None else environ
-    hints = {field.name: field.type for field in msgspec.structs.fields(Settings)}
-    values: dict[str, Any] = {}
-    for name, hint in hints.items():
-        variable = f"{ENV_PREFIX}{name.upper()}"
-        if name in overrides:
-            values[name] = overrides.pop(name)
-            continue
-        raw = environ.get(variable)
-        if raw is None:
-            continue
-        try:
-            if raw.strip() == "" and name.startswith("jwt_"):
+    groups: dict[str, Any] = {}
+    for group_name, group_type in _GROUPS.items():
+        values: dict[str, Any] = {}
+        for field in msgspec.structs.fields(group_type):
+            name, hint = field.name, field.type
+            if name in overrides:
+                values[name] = overrides.pop(name)
                 continue
-            parser = _PARSERS.get(name)
-            values[name] = parser(raw) if parser else msgspec.convert(raw, hint, strict=False)
-        except msgspec.ValidationError:
-            raise SettingsError(f"{variable}={raw!r} is invalid: {_expected(hint)}") from None
-        except ValueError as exc:
-            raise SettingsError(f"{variable}={raw!r} is invalid: {exc}") from None
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            raw = environ.get(variable)
+            if raw is None or (raw.strip() == "" and name.startswith("jwt_")):
+                continue
+            try:
+                parser = _PARSERS.get(name)
+                values[name] = parser(raw) if parser else msgspec.convert(raw, hint, strict=False)
+            except msgspec.ValidationError:
+                raise SettingsError(f"{variable}={raw!r} is invalid: {_expected(hint)}") from None
+            except ValueError as exc:
+                raise SettingsError(f"{variable}={raw!r} is invalid: {exc}") from None
+        groups[group_name] = group_type(**values)
     if overrides:
         raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
-    settings = Settings(**values)
+    settings = Settings(**groups)
     _check(settings)
     return settings

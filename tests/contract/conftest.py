@@ -1,80 +1,40 @@
-"""Every metadata adapter runs the same contract tests.
+"""Every adapter of a backend runs the same contract tests, through the backend factory.
 
-To add a backend, add its name to ``BACKENDS`` and a branch in each fixture below that yields an
-opened, empty instance of that backend's adapter.
+To add a backend, add its name to :data:`tests.support.BACKENDS` (the one list of backends the whole suite
+runs on): the fixture opens it as the app would.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from lfusys.storage.local import Database, SqliteMetadataStore, apply_migrations
-from lfusys.storage.local.blobs import LocalBlobStore
-from lfusys.storage.local.queue import LocalEventQueue
-from lfusys.storage.ports import BlobStore, EventQueue, MetadataStore
+from lfusys.storage.backend import open_backend, server_keys
+from lfusys.storage.ports import Backend
+from tests.support import BACKENDS, FakeClock, make_settings
 
-BACKENDS = ["sqlite"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def metadata_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    if request.param == "sqlite":
-        database = await Database.open(tmp_path / "contract.sqlite3")
-        await apply_migrations(database)
-        try:
-            yield SqliteMetadataStore(database)
-        finally:
-            await database.close()
-    else:  # pragma: no cover - a new backend must be wired here
-        raise AssertionError(f"no fixture for backend {request.param}")
-
-
-class BlobBackend(msgspec.Struct):
-    """A blob store and what it has emitted as storage events so far."""
-
-    store: BlobStore
-    events: list[str]
-
-
-class QueueBackend(msgspec.Struct):
-    """An event queue, how to put a message on it, and how to see its dead letters."""
-
-    queue: EventQueue
-    send: Callable[[str], Awaitable[None]]
-    dead_letters: Callable[[], Awaitable[list[str]]]
-    max_receives: int
+MAX_RECEIVES = 2
+"""Deliveries of one message before the contract backends dead-letter it."""
 
 
 @pytest.fixture(params=BACKENDS)
-async def blob_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobBackend]:
-    if request.param == "sqlite":
-        events: list[str] = []
-
-        async def collect(body: str) -> None:
-            events.append(body)
-
-        yield BlobBackend(store=LocalBlobStore(tmp_path / "blobs", on_object_created=collect), events=events)
-    else:  # pragma: no cover
-        raise AssertionError(f"no fixture for backend {request.param}")
+async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Backend]:
+    settings = make_settings(tmp_path / "data", backend=request.param, queue_max_receives=MAX_RECEIVES)
+    async with open_backend(settings, server_keys(settings), clock) as opened:
+        yield opened
 
 
-@pytest.fixture(params=BACKENDS)
-async def queue_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QueueBackend]:
-    if request.param == "sqlite":
-        database = await Database.open(tmp_path / "queue.sqlite3")
-        await apply_migrations(database)
-        queue = LocalEventQueue(database, max_receives=2)
+async def announced(backend: Backend) -> list[str]:
+    """The storage events the backend has queued since this was last asked (taken off the queue)."""
+    bodies: list[str] = []
+    while messages := await backend.queue.receive(10, 0, 3600):
+        for message in messages:
+            bodies.append(message.body)
+            await backend.queue.delete(message.receipt)
+    return bodies
 
-        async def dead_letters() -> list[str]:
-            return [letter.body for letter in await queue.dead_letters()]
 
-        try:
-            yield QueueBackend(queue=queue, send=queue.send, dead_letters=dead_letters, max_receives=2)
-        finally:
-            await database.close()
-    else:  # pragma: no cover
-        raise AssertionError(f"no fixture for backend {request.param}")
+async def dead_bodies(backend: Backend) -> list[str]:
+    return [letter.body for letter in await backend.queue.dead_letters(100)]

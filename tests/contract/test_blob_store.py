@@ -6,21 +6,26 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
+from lfusys.files.ranges import ByteRange
 from lfusys.storage.ports import (
-    ByteRange,
+    AssemblyLost,
+    Backend,
     ChunkConflict,
     ChunkHashMismatch,
     ChunkMissing,
     ChunkSizeMismatch,
+    ChunkSpan,
     ChunkWrongSize,
 )
-from tests.contract.conftest import BlobBackend
-from tests.support import chunks_of, sha256_hex
+from tests.contract.conftest import announced
+from tests.support import FakeClock, chunks_of, sha256_hex
 
 UPLOAD = "u0123456789abcdef"
+PART = 5 * 1024 * 1024
 
 
 async def pieces(data: bytes, size: int = 3000) -> AsyncIterator[bytes]:
@@ -33,185 +38,266 @@ async def failing_after(data: bytes) -> AsyncIterator[bytes]:
     raise ConnectionResetError("client went away")
 
 
-async def put(backend: BlobBackend, n: int, data: bytes, sha256: str | None = None, size: int | None = None) -> bool:
-    return await backend.store.put_chunk(
+async def put(backend: Backend, n: int, data: bytes, sha256: str | None = None, size: int | None = None) -> bool:
+    return await backend.blobs.put_chunk(
         UPLOAD, n, pieces(data), len(data) if size is None else size, sha256 or sha256_hex(data)
     )
 
 
-async def read_all(backend: BlobBackend, file_id: str, byte_range: ByteRange | None = None) -> bytes:
-    return b"".join([block async for block in backend.store.read_file(file_id, byte_range)])
+async def read_all(backend: Backend, file_id: str, byte_range: ByteRange | None = None) -> bytes:
+    return b"".join([block async for block in backend.blobs.read_file(file_id, byte_range)])
 
 
-async def test_a_stored_chunk_is_listed_hashed_and_announced(blob_backend: BlobBackend) -> None:
+async def test_a_stored_chunk_is_listed_hashed_and_announced(backend: Backend) -> None:
     data = os.urandom(5000)
 
-    assert await put(blob_backend, 2, data) is True
+    assert await put(backend, 2, data) is True
 
-    assert await blob_backend.store.list_chunks(UPLOAD) == [2]
-    assert await blob_backend.store.chunk_sha256(UPLOAD, 2) == sha256_hex(data)
-    (event,) = blob_backend.events
+    assert await backend.blobs.list_chunks(UPLOAD) == [2]
+    assert await backend.blobs.chunk_sha256(UPLOAD, 2) == sha256_hex(data)
+    (event,) = await announced(backend)
     (record,) = json.loads(event)["Records"]
     assert record["eventName"].startswith("ObjectCreated:")
     assert record["s3"]["object"]["key"] == f"uploads/{UPLOAD}/chunk_2"
     assert record["s3"]["object"]["size"] == 5000
 
 
-async def test_storing_the_same_chunk_again_is_harmless_and_announced_again(blob_backend: BlobBackend) -> None:
+async def test_storing_the_same_chunk_again_is_harmless_and_announced_again(backend: Backend) -> None:
     data = os.urandom(5000)
-    await put(blob_backend, 1, data)
+    await put(backend, 1, data)
 
-    assert await put(blob_backend, 1, data) is False
+    assert await put(backend, 1, data) is False
 
     # The repeat's event makes good a first event that was lost.
-    keys = [json.loads(event)["Records"][0]["s3"]["object"]["key"] for event in blob_backend.events]
+    keys = [json.loads(event)["Records"][0]["s3"]["object"]["key"] for event in await announced(backend)]
     assert keys == [f"uploads/{UPLOAD}/chunk_1"] * 2
-    assert await blob_backend.store.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
+    assert await backend.blobs.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
 
 
-async def test_different_bytes_for_a_stored_chunk_are_a_conflict(blob_backend: BlobBackend) -> None:
+async def test_different_bytes_for_a_stored_chunk_are_a_conflict(backend: Backend) -> None:
     original = os.urandom(5000)
-    await put(blob_backend, 1, original)
+    await put(backend, 1, original)
 
     with pytest.raises(ChunkConflict):
-        await put(blob_backend, 1, os.urandom(5000))
+        await put(backend, 1, os.urandom(5000))
 
-    assert await blob_backend.store.chunk_sha256(UPLOAD, 1) == sha256_hex(original)
+    assert await backend.blobs.chunk_sha256(UPLOAD, 1) == sha256_hex(original)
 
 
 @pytest.mark.parametrize(("declared", "too_large"), [(4999, True), (5001, False)])
-async def test_a_body_of_the_wrong_length_stores_nothing(
-    blob_backend: BlobBackend, declared: int, too_large: bool
-) -> None:
+async def test_a_body_of_the_wrong_length_stores_nothing(backend: Backend, declared: int, too_large: bool) -> None:
     data = os.urandom(5000)
 
     with pytest.raises(ChunkSizeMismatch) as raised:
-        await put(blob_backend, 1, data, size=declared)
+        await put(backend, 1, data, size=declared)
 
     assert raised.value.too_large is too_large
-    assert await blob_backend.store.list_chunks(UPLOAD) == []
-    assert blob_backend.events == []
+    assert await backend.blobs.list_chunks(UPLOAD) == []
+    assert await announced(backend) == []
 
 
-async def test_a_body_with_the_wrong_hash_stores_nothing(blob_backend: BlobBackend) -> None:
+async def test_a_body_with_the_wrong_hash_stores_nothing(backend: Backend) -> None:
     data = os.urandom(5000)
 
     with pytest.raises(ChunkHashMismatch) as raised:
-        await put(blob_backend, 1, data, sha256="0" * 64)
+        await put(backend, 1, data, sha256="0" * 64)
 
     assert raised.value.actual == sha256_hex(data)
-    assert await blob_backend.store.list_chunks(UPLOAD) == []
-    assert blob_backend.events == []
+    assert await backend.blobs.list_chunks(UPLOAD) == []
+    assert await announced(backend) == []
 
 
-async def test_a_body_that_breaks_off_stores_nothing(blob_backend: BlobBackend) -> None:
+async def test_a_body_that_breaks_off_stores_nothing(backend: Backend) -> None:
     data = os.urandom(5000)
 
     with pytest.raises(ConnectionResetError):
-        await blob_backend.store.put_chunk(UPLOAD, 1, failing_after(data[:100]), 5000, sha256_hex(data))
+        await backend.blobs.put_chunk(UPLOAD, 1, failing_after(data[:100]), 5000, sha256_hex(data))
 
-    assert await blob_backend.store.list_chunks(UPLOAD) == []
-    assert blob_backend.events == []
+    assert await backend.blobs.list_chunks(UPLOAD) == []
+    assert await announced(backend) == []
 
 
-async def test_concurrent_writers_of_one_chunk_leave_one_whole_chunk(blob_backend: BlobBackend) -> None:
+async def test_concurrent_writers_of_one_chunk_leave_one_whole_chunk(backend: Backend) -> None:
     data = os.urandom(3 * 1024 * 1024)
 
-    results = await asyncio.gather(*(put(blob_backend, 1, data) for _ in range(4)))
+    results = await asyncio.gather(*(put(backend, 1, data) for _ in range(4)))
 
     assert sorted(results) == [False, False, False, True]
-    assert await blob_backend.store.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
-    assert len(blob_backend.events) == 4
+    assert await backend.blobs.chunk_sha256(UPLOAD, 1) == sha256_hex(data)
+    assert len(await announced(backend)) == 4
 
 
-async def test_assembly_joins_chunks_in_order_and_is_idempotent(blob_backend: BlobBackend) -> None:
-    parts = [os.urandom(4096), os.urandom(4096), os.urandom(1000)]
-    for n, part in reversed(list(enumerate(parts, start=1))):
-        await put(blob_backend, n, part)
-
-    size = await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
-    again = await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
-
-    assert size == again == 9192
-    assert await blob_backend.store.file_size("file1") == 9192
-    assert await read_all(blob_backend, "file1") == b"".join(parts)
+def spans(chunk_size: int, file_size: int) -> list[ChunkSpan]:
+    count = -(-file_size // chunk_size)
+    return [ChunkSpan(n, min(chunk_size, file_size - (n - 1) * chunk_size)) for n in range(1, count + 1)]
 
 
-async def test_assembly_with_a_missing_chunk_fails_and_makes_no_file(blob_backend: BlobBackend) -> None:
-    await put(blob_backend, 1, os.urandom(4096))
-    await put(blob_backend, 3, os.urandom(10))
+async def assemble(backend: Backend, file_id: str, chunk_size: int, file_size: int) -> int:
+    """Every step of an assembly, as the finalizer takes them."""
+    assembly = await backend.blobs.start_assembly(file_id)
+    parts = await backend.blobs.copy_parts(file_id, assembly, UPLOAD, spans(chunk_size, file_size))
+    return await backend.blobs.complete_assembly(file_id, assembly, parts)
+
+
+async def test_assembly_joins_parts_of_5_mib_in_order(backend: Backend) -> None:
+    # S3 refuses parts under 5 MiB except the last: the contract is checked with real part sizes.
+    data = os.urandom(3 * PART + 1000)
+    for n, chunk in reversed(list(enumerate(chunks_of(data, PART), start=1))):
+        await put(backend, n, chunk)
+    assembly = await backend.blobs.start_assembly("file1")
+
+    parts = await backend.blobs.copy_parts("file1", assembly, UPLOAD, spans(PART, len(data)))
+    size = await backend.blobs.complete_assembly("file1", assembly, parts)
+
+    assert [part.number for part in parts] == [1, 2, 3, 4]
+    assert size == len(data)
+    assert await backend.blobs.file_size("file1") == len(data)
+    assert await read_all(backend, "file1") == data
+    # The chunks are still there until the upload's chunks are deleted.
+    assert await backend.blobs.list_chunks(UPLOAD) == [1, 2, 3, 4]
+
+
+async def test_every_assembly_step_may_be_repeated(backend: Backend) -> None:
+    data = os.urandom(2 * PART + 10)
+    for n, chunk in enumerate(chunks_of(data, PART), start=1):
+        await put(backend, n, chunk)
+    assembly = await backend.blobs.start_assembly("file1")
+    chunk_spans = spans(PART, len(data))
+
+    first = await backend.blobs.copy_parts("file1", assembly, UPLOAD, chunk_spans[:2])
+    # Another worker, taking over, copies part 2 again and then the rest.
+    second = await backend.blobs.copy_parts("file1", assembly, UPLOAD, chunk_spans[1:])
+    parts = [first[0], *second]
+    size = await backend.blobs.complete_assembly("file1", assembly, parts)
+    again = await backend.blobs.complete_assembly("file1", assembly, parts)
+
+    assert size == again == len(data)
+    assert await read_all(backend, "file1") == data
+
+
+async def test_a_one_chunk_file_is_assembled_too(backend: Backend) -> None:
+    await put(backend, 1, b"!")
+
+    assert await assemble(backend, "file1", 1, 1) == 1
+    assert await read_all(backend, "file1") == b"!"
+
+
+async def test_an_aborted_assembly_is_gone_and_makes_no_file(backend: Backend) -> None:
+    await put(backend, 1, b"abc")
+    assembly = await backend.blobs.start_assembly("file1")
+    parts = await backend.blobs.copy_parts("file1", assembly, UPLOAD, [ChunkSpan(1, 3)])
+
+    await backend.blobs.abort_assembly("file1", assembly)
+    await backend.blobs.abort_assembly("file1", assembly)  # harmless to repeat
+
+    with pytest.raises(AssemblyLost):
+        await backend.blobs.complete_assembly("file1", assembly, parts)
+    with pytest.raises(AssemblyLost):
+        await backend.blobs.copy_parts("file1", assembly, UPLOAD, [ChunkSpan(1, 3)])
+    assert await backend.blobs.file_size("file1") is None
+    assert await backend.blobs.list_chunks(UPLOAD) == [1]
+
+
+async def test_an_unknown_assembly_is_lost(backend: Backend) -> None:
+    await put(backend, 1, b"abc")
+
+    with pytest.raises(AssemblyLost):
+        await backend.blobs.copy_parts("file1", "0123456789abcdef", UPLOAD, [ChunkSpan(1, 3)])
+
+
+async def test_assembly_with_a_missing_chunk_fails_and_makes_no_file(backend: Backend) -> None:
+    await put(backend, 1, os.urandom(4096))
+    await put(backend, 3, os.urandom(10))
+    assembly = await backend.blobs.start_assembly("file1")
 
     with pytest.raises(ChunkMissing) as raised:
-        await blob_backend.store.assemble(UPLOAD, "file1", 4096, 8202)
+        await backend.blobs.copy_parts("file1", assembly, UPLOAD, spans(4096, 8202))
 
     assert raised.value.n == 2
-    assert await blob_backend.store.file_size("file1") is None
+    assert await backend.blobs.file_size("file1") is None
 
 
 @pytest.mark.parametrize(("sizes", "wrong"), [([4096, 4000, 100], 2), ([4096, 4096, 99], 3), ([4097, 4096, 100], 1)])
 async def test_assembly_with_a_chunk_of_the_wrong_size_fails_and_makes_no_file(
-    blob_backend: BlobBackend, sizes: list[int], wrong: int
+    backend: Backend, sizes: list[int], wrong: int
 ) -> None:
     for n, size in enumerate(sizes, start=1):
-        await put(blob_backend, n, os.urandom(size))
+        await put(backend, n, os.urandom(size))
+    assembly = await backend.blobs.start_assembly("file1")
 
     with pytest.raises(ChunkWrongSize) as raised:
-        await blob_backend.store.assemble(UPLOAD, "file1", 4096, 2 * 4096 + 100)
+        await backend.blobs.copy_parts("file1", assembly, UPLOAD, spans(4096, 2 * 4096 + 100))
 
     assert raised.value.n == wrong
-    assert await blob_backend.store.file_size("file1") is None
+    assert await backend.blobs.file_size("file1") is None
 
 
-async def test_hashing_a_chunk_that_is_not_stored_says_which(blob_backend: BlobBackend) -> None:
+async def test_hashing_a_chunk_that_is_not_stored_says_which(backend: Backend) -> None:
     with pytest.raises(ChunkMissing) as raised:
-        await blob_backend.store.chunk_sha256(UPLOAD, 7)
+        await backend.blobs.chunk_sha256(UPLOAD, 7)
 
     assert raised.value.n == 7
 
 
-async def test_one_chunk_can_be_deleted(blob_backend: BlobBackend) -> None:
-    await put(blob_backend, 1, b"one")
-    await put(blob_backend, 2, b"two")
+async def test_one_chunk_can_be_deleted(backend: Backend) -> None:
+    await put(backend, 1, b"one")
+    await put(backend, 2, b"two")
 
-    await blob_backend.store.delete_chunk(UPLOAD, 1)
-    await blob_backend.store.delete_chunk(UPLOAD, 1)  # already gone: harmless
-    await blob_backend.store.delete_chunk("never-existed", 1)
+    await backend.blobs.delete_chunk(UPLOAD, 1)
+    await backend.blobs.delete_chunk(UPLOAD, 1)  # already gone: harmless
+    await backend.blobs.delete_chunk("never-existed", 1)
 
-    assert await blob_backend.store.list_chunks(UPLOAD) == [2]
+    assert await backend.blobs.list_chunks(UPLOAD) == [2]
 
 
 @pytest.mark.parametrize(
     ("start", "end"), [(0, 0), (0, 4095), (4095, 4096), (100, 9000), (8191, 9191), (0, 9191), (9191, 9191)]
 )
-async def test_ranges_read_across_chunk_boundaries(blob_backend: BlobBackend, start: int, end: int) -> None:
+async def test_ranges_read_across_chunk_boundaries(backend: Backend, start: int, end: int) -> None:
     data = os.urandom(9192)
     for n, part in enumerate(chunks_of(data, 4096), start=1):
-        await put(blob_backend, n, part)
-    await blob_backend.store.assemble(UPLOAD, "file1", 4096, 9192)
+        await put(backend, n, part)
+    await assemble(backend, "file1", 4096, 9192)
 
-    assert await read_all(blob_backend, "file1", ByteRange(start, end)) == data[start : end + 1]
+    assert await read_all(backend, "file1", ByteRange(start, end)) == data[start : end + 1]
 
 
-async def test_deleting_uploads_and_files(blob_backend: BlobBackend) -> None:
-    await put(blob_backend, 1, os.urandom(100))
-    other = "another-upload"
-    await blob_backend.store.put_chunk(other, 1, pieces(b"x"), 1, sha256_hex(b"x"))
-    await blob_backend.store.assemble(other, "file2", 1, 1)
-    assert await blob_backend.store.upload_prefixes() == sorted([UPLOAD, other])
+async def test_deleting_uploads_and_files(backend: Backend) -> None:
+    await put(backend, 1, os.urandom(100))
+    await put(backend, 2, os.urandom(100))
+    await assemble(backend, "file2", 100, 200)
 
-    await blob_backend.store.delete_upload(UPLOAD)
-    await blob_backend.store.delete_upload("never-existed")
-    await blob_backend.store.delete_file("file2")
-    await blob_backend.store.delete_file("never-existed")
+    await backend.blobs.delete_upload(UPLOAD)
+    await backend.blobs.delete_upload("never-existed")
+    await backend.blobs.delete_file("file2")
+    await backend.blobs.delete_file("never-existed")
 
-    assert await blob_backend.store.list_chunks(UPLOAD) == []
-    assert await blob_backend.store.file_size("file2") is None
-    assert UPLOAD not in await blob_backend.store.upload_prefixes()
+    assert await backend.blobs.list_chunks(UPLOAD) == []
+    assert await backend.blobs.file_size("file2") is None
+
+
+async def test_a_file_survives_the_deletion_of_its_chunks(backend: Backend) -> None:
+    await put(backend, 1, b"kept")
+    await assemble(backend, "file1", 4, 4)
+
+    await backend.blobs.delete_upload(UPLOAD)
+
+    assert await read_all(backend, "file1") == b"kept"
+
+
+async def test_a_download_url_names_the_file_and_expires(backend: Backend, clock: FakeClock) -> None:
+    await put(backend, 1, b"kept")
+    await assemble(backend, "file1", 4, 4)
+
+    url = await backend.blobs.download_url("file1", "notes.txt", "text/plain", clock() + timedelta(minutes=5))
+
+    assert "file1" in url
+    assert url != await backend.blobs.download_url("file1", "notes.txt", "text/plain", clock() + timedelta(minutes=6))
 
 
 @pytest.mark.parametrize("bad_id", ["../escape", "a/b", "", "x" * 65, "dot.dot"])
-async def test_ids_that_could_escape_the_store_are_refused(blob_backend: BlobBackend, bad_id: str) -> None:
+async def test_ids_that_could_escape_the_store_are_refused(backend: Backend, bad_id: str) -> None:
     with pytest.raises(ValueError, match="invalid object id"):
-        await blob_backend.store.put_chunk(bad_id, 1, pieces(b"x"), 1, sha256_hex(b"x"))
+        await backend.blobs.put_chunk(bad_id, 1, pieces(b"x"), 1, sha256_hex(b"x"))
     with pytest.raises(ValueError, match="invalid object id"):
-        await blob_backend.store.file_size(bad_id)
+        await backend.blobs.file_size(bad_id)

@@ -4,99 +4,118 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.contract.conftest import QueueBackend
+from lfusys.storage.ports import Backend
+from tests.contract.conftest import MAX_RECEIVES, dead_bodies
 
 
-async def test_a_sent_message_is_received_once_while_invisible(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("hello")
+async def test_a_sent_message_is_received_once_while_invisible(backend: Backend) -> None:
+    await backend.queue.send("hello")
 
-    (message,) = await queue_backend.queue.receive(10, 0.1, 30)
-    again = await queue_backend.queue.receive(10, 0.1, 30)
+    (message,) = await backend.queue.receive(10, 0.1, 30)
+    again = await backend.queue.receive(10, 0.1, 30)
 
     assert message.body == "hello"
     assert message.receive_count == 1
     assert again == []
 
 
-async def test_a_deleted_message_never_comes_back(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("hello")
-    (message,) = await queue_backend.queue.receive(10, 0.1, 0.05)
+async def test_a_deleted_message_never_comes_back(backend: Backend) -> None:
+    await backend.queue.send("hello")
+    (message,) = await backend.queue.receive(10, 0.1, 0.05)
 
-    await queue_backend.queue.delete(message.receipt)
+    await backend.queue.delete(message.receipt)
     await asyncio.sleep(0.1)
 
-    assert await queue_backend.queue.receive(10, 0.1, 30) == []
+    assert await backend.queue.receive(10, 0.1, 30) == []
 
 
-async def test_an_undeleted_message_comes_back_after_its_visibility_timeout(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("hello")
-    await queue_backend.queue.receive(10, 0.1, 0.05)
+async def test_an_undeleted_message_comes_back_after_its_visibility_timeout(backend: Backend) -> None:
+    await backend.queue.send("hello")
+    await backend.queue.receive(10, 0.1, 0.05)
     await asyncio.sleep(0.1)
 
-    (message,) = await queue_backend.queue.receive(10, 0.1, 30)
+    (message,) = await backend.queue.receive(10, 0.1, 30)
 
     assert message.receive_count == 2
 
 
-async def test_extending_visibility_keeps_it_hidden_and_zero_releases_it(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("hello")
-    (message,) = await queue_backend.queue.receive(10, 0.1, 0.05)
+async def test_extending_visibility_keeps_it_hidden_and_zero_releases_it(backend: Backend) -> None:
+    await backend.queue.send("hello")
+    (message,) = await backend.queue.receive(10, 0.1, 0.05)
 
-    await queue_backend.queue.extend_visibility(message.receipt, 30)
+    await backend.queue.extend_visibility(message.receipt, 30)
     await asyncio.sleep(0.1)
-    assert await queue_backend.queue.receive(10, 0.1, 30) == []
+    assert await backend.queue.receive(10, 0.1, 30) == []
 
-    await queue_backend.queue.extend_visibility(message.receipt, 0)
-    assert [m.body for m in await queue_backend.queue.receive(10, 0.1, 30)] == ["hello"]
+    await backend.queue.extend_visibility(message.receipt, 0)
+    assert [m.body for m in await backend.queue.receive(10, 0.1, 30)] == ["hello"]
 
 
-async def test_a_stale_receipt_cannot_delete_a_redelivered_message(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("hello")
-    (first,) = await queue_backend.queue.receive(10, 0.1, 0.05)
+async def test_a_stale_receipt_cannot_delete_a_redelivered_message(backend: Backend) -> None:
+    await backend.queue.send("hello")
+    (first,) = await backend.queue.receive(10, 0.1, 0.05)
     await asyncio.sleep(0.1)
-    (second,) = await queue_backend.queue.receive(10, 0.1, 0.05)
+    (second,) = await backend.queue.receive(10, 0.1, 0.05)
 
-    await queue_backend.queue.delete(first.receipt)
+    await backend.queue.delete(first.receipt)
     await asyncio.sleep(0.1)
 
     # Still there: delivered again, or (having used up its receives) moved to the dead letters.
-    redelivered = [m.body for m in await queue_backend.queue.receive(10, 0.1, 30)]
-    assert redelivered + await queue_backend.dead_letters() == ["hello"]
+    redelivered = [m.body for m in await backend.queue.receive(10, 0.1, 30)]
+    assert redelivered + await dead_bodies(backend) == ["hello"]
     assert second.receipt != first.receipt
 
 
-async def test_a_message_received_too_often_is_dead_lettered(queue_backend: QueueBackend) -> None:
-    await queue_backend.send("poison")
-    for _ in range(queue_backend.max_receives):
-        assert len(await queue_backend.queue.receive(10, 0.1, 0.01)) == 1
+async def test_a_message_received_too_often_is_dead_lettered(backend: Backend) -> None:
+    await backend.queue.send("poison")
+    for _ in range(MAX_RECEIVES):
+        assert len(await backend.queue.receive(10, 0.1, 0.01)) == 1
         await asyncio.sleep(0.03)
 
-    assert await queue_backend.queue.receive(10, 0.1, 0.01) == []
-    assert await queue_backend.dead_letters() == ["poison"]
+    assert await backend.queue.receive(10, 0.1, 0.01) == []
+    assert await dead_bodies(backend) == ["poison"]
 
 
-async def test_batches_are_bounded_and_in_order(queue_backend: QueueBackend) -> None:
+async def test_batches_are_bounded_and_in_order(backend: Backend) -> None:
     for i in range(5):
-        await queue_backend.send(f"m{i}")
+        await backend.queue.send(f"m{i}")
 
-    first = await queue_backend.queue.receive(3, 0.1, 30)
-    rest = await queue_backend.queue.receive(10, 0.1, 30)
+    first = await backend.queue.receive(3, 0.1, 30)
+    rest = await backend.queue.receive(10, 0.1, 30)
 
     assert [m.body for m in first] == ["m0", "m1", "m2"]
     assert [m.body for m in rest] == ["m3", "m4"]
 
 
-async def test_a_long_poll_returns_as_soon_as_a_message_arrives(queue_backend: QueueBackend) -> None:
+async def test_a_long_poll_returns_as_soon_as_a_message_arrives(backend: Backend) -> None:
     async def send_later() -> None:
         await asyncio.sleep(0.2)
-        await queue_backend.send("late")
+        await backend.queue.send("late")
 
     sender = asyncio.create_task(send_later())
-    messages = await queue_backend.queue.receive(10, 5, 30)
+    messages = await backend.queue.receive(10, 5, 30)
     await sender
 
     assert [m.body for m in messages] == ["late"]
 
 
-async def test_an_empty_long_poll_returns_nothing(queue_backend: QueueBackend) -> None:
-    assert await queue_backend.queue.receive(10, 0.05, 30) == []
+async def test_an_empty_long_poll_returns_nothing(backend: Backend) -> None:
+    assert await backend.queue.receive(10, 0.05, 30) == []
+
+
+async def test_a_cancelled_receive_leaves_no_message_hidden(backend: Backend) -> None:
+    # A stopping worker cancels its receive at whatever point it has reached.
+    for delay in (0, 0.0001, 0.0005, 0.001, 0.002, 0.005):
+        await backend.queue.send(f"m{delay}")
+        receiving = asyncio.create_task(backend.queue.receive(10, 1, 30))
+        await asyncio.sleep(delay)
+        receiving.cancel()
+        try:
+            delivered = await receiving
+        except asyncio.CancelledError:
+            delivered = []  # cancelled: whatever it took must be back on the queue
+        if not delivered:
+            delivered = await backend.queue.receive(10, 0.5, 30)
+
+        assert [message.body for message in delivered] == [f"m{delay}"]
+        await backend.queue.delete(delivered[0].receipt)

@@ -9,18 +9,21 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from lfusys.storage.ports import FileRecord, MetadataStore, QuotaExceeded, UploadSession, UploadStatus, User
+from lfusys.auth.records import User
+from lfusys.files.records import FileRecord
+from lfusys.sessions.records import QuotaExceeded, UploadSession, UploadStatus
+from lfusys.storage.ports import Backend, Part
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 
 
 @pytest.fixture
-async def owner(metadata_store: MetadataStore) -> User:
+async def owner(backend: Backend) -> User:
     user = User(
         id=uuid.uuid4().hex, email=f"{uuid.uuid4().hex}@example.com", name="O", password_hash=None, created_at=NOW
     )
-    await metadata_store.users.create(user)
+    await backend.users.create(user)
     return user
 
 
@@ -42,15 +45,13 @@ def session_record(owner: User, total: int = 3, size: int = 2500, **changes: obj
     return UploadSession(**fields)  # type: ignore[arg-type]
 
 
-async def a_session(
-    store: MetadataStore, owner: User, total: int = 3, size: int = 2500, **changes: object
-) -> UploadSession:
+async def a_session(store: Backend, owner: User, total: int = 3, size: int = 2500, **changes: object) -> UploadSession:
     session = session_record(owner, total, size, **changes)
     await store.uploads.create(session, quota=None)
     return session
 
 
-async def full_session(store: MetadataStore, owner: User) -> UploadSession:
+async def full_session(store: Backend, owner: User) -> UploadSession:
     session = await a_session(store, owner)
     for n in range(1, session.total_chunks + 1):
         await store.uploads.record_chunk(session.id, n, NOW)
@@ -70,20 +71,18 @@ def a_file(owner: User, created_at: datetime, size: int = 10) -> FileRecord:
     )
 
 
-async def test_a_created_session_reads_back(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner)
+async def test_a_created_session_reads_back(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
 
-    assert await metadata_store.uploads.get(session.id) == session
-    assert await metadata_store.uploads.get("missing") is None
+    assert await backend.uploads.get(session.id) == session
+    assert await backend.uploads.get("missing") is None
 
 
-async def test_recording_chunks_is_a_set_and_moves_pending_to_in_progress(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    session = await a_session(metadata_store, owner)
+async def test_recording_chunks_is_a_set_and_moves_pending_to_in_progress(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
 
-    first = await metadata_store.uploads.record_chunk(session.id, 2, NOW)
-    again = await metadata_store.uploads.record_chunk(session.id, 2, NOW)
+    first = await backend.uploads.record_chunk(session.id, 2, NOW)
+    again = await backend.uploads.record_chunk(session.id, 2, NOW)
 
     assert first is not None
     assert again is not None
@@ -92,61 +91,119 @@ async def test_recording_chunks_is_a_set_and_moves_pending_to_in_progress(
     assert again.stored_chunks == 1
 
 
-async def test_chunks_out_of_range_are_not_recorded(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner)
+async def test_chunks_out_of_range_are_not_recorded(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
 
     for n in (0, -1, 4):
-        result = await metadata_store.uploads.record_chunk(session.id, n, NOW)
+        result = await backend.uploads.record_chunk(session.id, n, NOW)
         assert result is not None
         assert result.recorded_chunks == 0
-    assert await metadata_store.uploads.record_chunk("missing", 1, NOW) is None
+    assert await backend.uploads.record_chunk("missing", 1, NOW) is None
 
 
-async def test_concurrent_records_of_all_chunks_count_each_once(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner, total=20, size=20_000)
+async def test_concurrent_records_of_all_chunks_count_each_once(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner, total=20, size=20_000)
 
-    await asyncio.gather(*(metadata_store.uploads.record_chunk(session.id, n, NOW) for n in [*range(1, 21)] * 3))
+    await asyncio.gather(*(backend.uploads.record_chunk(session.id, n, NOW) for n in [*range(1, 21)] * 3))
 
-    stored = await metadata_store.uploads.get(session.id)
+    stored = await backend.uploads.get(session.id)
     assert stored is not None
     assert (stored.recorded_chunks, stored.stored_chunks) == (20, 20)
 
 
-async def test_hashes_and_records_combine_per_chunk(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner)
+async def test_hashes_and_records_combine_per_chunk(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
 
-    await metadata_store.uploads.save_chunk_hash(session.id, 1, "a" * 64, NOW)
-    await metadata_store.uploads.save_chunk_hash(session.id, 1, "b" * 64, NOW)  # first hash wins
-    await metadata_store.uploads.record_chunk(session.id, 1, NOW)
-    await metadata_store.uploads.record_chunk(session.id, 2, NOW)
-    await metadata_store.uploads.save_chunk_hash(session.id, 2, "c" * 64, NOW)
+    await backend.uploads.save_chunk_hash(session.id, 1, "a" * 64, NOW)
+    await backend.uploads.save_chunk_hash(session.id, 1, "b" * 64, NOW)  # first hash wins
+    await backend.uploads.record_chunk(session.id, 1, NOW)
+    await backend.uploads.record_chunk(session.id, 2, NOW)
+    await backend.uploads.save_chunk_hash(session.id, 2, "c" * 64, NOW)
 
-    chunks = await metadata_store.uploads.list_chunks(session.id)
+    chunks = await backend.uploads.list_chunks(session.id)
     assert [(c.n, c.sha256, c.recorded) for c in chunks] == [(1, "a" * 64, True), (2, "c" * 64, True)]
-    stored = await metadata_store.uploads.get(session.id)
+    stored = await backend.uploads.get(session.id)
     assert stored is not None
     assert (stored.stored_chunks, stored.recorded_chunks) == (2, 2)
 
 
-async def test_a_finished_session_records_nothing(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner)
-    await metadata_store.uploads.cancel(session.id, NOW)
+async def test_chunk_records_are_listed_in_pages(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner, total=25, size=25_000)
+    for n in reversed(range(1, 26)):
+        await backend.uploads.save_chunk_hash(session.id, n, f"{n:064x}", NOW)
 
-    result = await metadata_store.uploads.record_chunk(session.id, 1, NOW)
+    pages = []
+    after = 0
+    while page := await backend.uploads.list_chunks(session.id, after=after, limit=10):
+        pages.append([chunk.n for chunk in page])
+        after = page[-1].n
+
+    assert pages == [list(range(1, 11)), list(range(11, 21)), list(range(21, 26))]
+    assert await backend.uploads.list_chunks("missing") == []
+
+
+async def test_the_assembly_and_its_parts_are_kept_for_whoever_holds_the_lease(backend: Backend, owner: User) -> None:
+    session = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+
+    assert not await backend.uploads.set_assembly(session.id, "other", "a1")
+    assert await backend.uploads.set_assembly(session.id, "w", "a1")
+    await backend.uploads.record_parts(session.id, [Part(1, "e1"), Part(3, "e3")])
+
+    kept = await backend.uploads.get(session.id)
+    assert kept is not None
+    assert kept.assembly_id == "a1"
+    chunks = await backend.uploads.list_chunks(session.id)
+    assert [(c.n, c.part_etag) for c in chunks] == [(1, "e1"), (2, None), (3, "e3")]
+
+    # Forgetting the assembly forgets its parts too.
+    assert await backend.uploads.set_assembly(session.id, "w", None)
+    forgotten = await backend.uploads.get(session.id)
+    assert forgotten is not None
+    assert forgotten.assembly_id is None
+    assert [c.part_etag for c in await backend.uploads.list_chunks(session.id)] == [None, None, None]
+
+
+async def test_a_hash_is_kept_only_while_the_session_takes_chunks(backend: Backend, owner: User) -> None:
+    taking = await a_session(backend, owner)
+    cancelled = await a_session(backend, owner)
+    await backend.uploads.cancel(cancelled.id, NOW)
+    overdue = await a_session(backend, owner, expires_at=NOW - timedelta(seconds=1))
+
+    kept = await backend.uploads.save_chunk_hash(taking.id, 1, "a" * 64, NOW)
+    refused = await backend.uploads.save_chunk_hash(cancelled.id, 1, "b" * 64, NOW)
+    late = await backend.uploads.save_chunk_hash(overdue.id, 1, "c" * 64, NOW)
+
+    assert kept is not None
+    assert kept.stored_chunks == 1
+    assert refused is not None
+    assert (refused.status, refused.stored_chunks) == (UploadStatus.CANCELLED, 0)
+    assert late is not None
+    assert late.stored_chunks == 0
+    assert await backend.uploads.list_chunks(cancelled.id) == []
+    assert await backend.uploads.list_chunks(overdue.id) == []
+    assert await backend.uploads.save_chunk_hash("missing", 1, "d" * 64, NOW) is None
+
+
+async def test_a_finished_session_records_nothing(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
+    await backend.uploads.cancel(session.id, NOW)
+
+    result = await backend.uploads.record_chunk(session.id, 1, NOW)
 
     assert result is not None
     assert result.status is UploadStatus.CANCELLED
     assert result.recorded_chunks == 0
 
 
-async def test_only_a_full_session_can_be_claimed_and_only_once(metadata_store: MetadataStore, owner: User) -> None:
-    partial = await a_session(metadata_store, owner)
-    await metadata_store.uploads.record_chunk(partial.id, 1, NOW)
-    full = await full_session(metadata_store, owner)
+async def test_only_a_full_session_can_be_claimed_and_only_once(backend: Backend, owner: User) -> None:
+    partial = await a_session(backend, owner)
+    await backend.uploads.record_chunk(partial.id, 1, NOW)
+    full = await full_session(backend, owner)
 
-    assert await metadata_store.uploads.claim_finalize(partial.id, "w1", NOW, NOW + LEASE) is None
+    assert await backend.uploads.claim_finalize(partial.id, "w1", NOW, NOW + LEASE) is None
     claims = await asyncio.gather(
-        *(metadata_store.uploads.claim_finalize(full.id, f"w{i}", NOW, NOW + LEASE) for i in range(8))
+        *(backend.uploads.claim_finalize(full.id, f"w{i}", NOW, NOW + LEASE) for i in range(8))
     )
 
     winners = [c for c in claims if c is not None]
@@ -154,106 +211,102 @@ async def test_only_a_full_session_can_be_claimed_and_only_once(metadata_store: 
     assert winners[0].status is UploadStatus.FINALIZING
 
 
-async def test_a_lapsed_lease_is_taken_over_and_the_old_holder_cannot_complete(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    session = await full_session(metadata_store, owner)
-    assert await metadata_store.uploads.claim_finalize(session.id, "old", NOW, NOW + LEASE) is not None
-    assert await metadata_store.uploads.claim_finalize(session.id, "new", NOW + LEASE / 2, NOW + LEASE) is None
+async def test_a_lapsed_lease_is_taken_over_and_the_old_holder_cannot_complete(backend: Backend, owner: User) -> None:
+    session = await full_session(backend, owner)
+    assert await backend.uploads.claim_finalize(session.id, "old", NOW, NOW + LEASE) is not None
+    assert await backend.uploads.claim_finalize(session.id, "new", NOW + LEASE / 2, NOW + LEASE) is None
 
     later = NOW + LEASE + timedelta(seconds=1)
-    taken = await metadata_store.uploads.claim_finalize(session.id, "new", later, later + LEASE)
+    taken = await backend.uploads.claim_finalize(session.id, "new", later, later + LEASE)
 
     assert taken is not None
     assert taken.lease_owner == "new"
-    assert not await metadata_store.uploads.renew_lease(session.id, "old", later + LEASE)
-    assert not await metadata_store.uploads.complete(session.id, "old", "file", later)
-    assert await metadata_store.uploads.renew_lease(session.id, "new", later + 2 * LEASE)
-    assert await metadata_store.uploads.complete(session.id, "new", "file", later)
-    completed = await metadata_store.uploads.get(session.id)
+    assert not await backend.uploads.renew_lease(session.id, "old", later + LEASE)
+    assert not await backend.uploads.complete(session.id, "old", "file", later)
+    assert await backend.uploads.renew_lease(session.id, "new", later + 2 * LEASE)
+    assert await backend.uploads.complete(session.id, "new", "file", later)
+    completed = await backend.uploads.get(session.id)
     assert completed is not None
     assert (completed.status, completed.file_id, completed.lease_owner) == (UploadStatus.COMPLETED, "file", None)
 
 
-async def test_cancel_applies_only_to_sessions_taking_chunks(metadata_store: MetadataStore, owner: User) -> None:
-    pending = await a_session(metadata_store, owner)
-    full = await full_session(metadata_store, owner)
-    await metadata_store.uploads.claim_finalize(full.id, "w", NOW, NOW + LEASE)
+async def test_cancel_applies_only_to_sessions_taking_chunks(backend: Backend, owner: User) -> None:
+    pending = await a_session(backend, owner)
+    full = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(full.id, "w", NOW, NOW + LEASE)
 
-    cancelled = await metadata_store.uploads.cancel(pending.id, NOW)
-    finalizing = await metadata_store.uploads.cancel(full.id, NOW)
+    cancelled = await backend.uploads.cancel(pending.id, NOW)
+    finalizing = await backend.uploads.cancel(full.id, NOW)
 
     assert cancelled is not None
     assert cancelled.status is UploadStatus.CANCELLED
     assert finalizing is not None
     assert finalizing.status is UploadStatus.FINALIZING
-    assert await metadata_store.uploads.cancel("missing", NOW) is None
+    assert await backend.uploads.cancel("missing", NOW) is None
 
 
 async def test_due_to_expire_lists_overdue_sessions_that_take_chunks_and_changes_nothing(
-    metadata_store: MetadataStore, owner: User
+    backend: Backend, owner: User
 ) -> None:
-    overdue = await a_session(metadata_store, owner, expires_at=NOW - timedelta(seconds=1))
-    sooner = await a_session(metadata_store, owner, expires_at=NOW - timedelta(hours=1))
-    current = await a_session(metadata_store, owner)
-    cancelled = await a_session(metadata_store, owner, expires_at=NOW - timedelta(seconds=1))
-    await metadata_store.uploads.cancel(cancelled.id, NOW)
+    overdue = await a_session(backend, owner, expires_at=NOW - timedelta(seconds=1))
+    sooner = await a_session(backend, owner, expires_at=NOW - timedelta(hours=1))
+    current = await a_session(backend, owner)
+    cancelled = await a_session(backend, owner, expires_at=NOW - timedelta(seconds=1))
+    await backend.uploads.cancel(cancelled.id, NOW)
 
-    due = await metadata_store.uploads.due_to_expire(NOW, 10)
-    again = await metadata_store.uploads.due_to_expire(NOW, 10)
+    due = await backend.uploads.due_to_expire(NOW, 10)
+    again = await backend.uploads.due_to_expire(NOW, 10)
 
     assert [s.id for s in due] == [s.id for s in again] == [sooner.id, overdue.id]
-    assert [s.id for s in await metadata_store.uploads.due_to_expire(NOW, 1)] == [sooner.id]
-    unchanged = await metadata_store.uploads.get(current.id)
+    assert [s.id for s in await backend.uploads.due_to_expire(NOW, 1)] == [sooner.id]
+    unchanged = await backend.uploads.get(current.id)
     assert unchanged is not None
     assert unchanged.status is UploadStatus.PENDING
 
 
-async def test_expire_marks_only_an_overdue_session_that_takes_chunks(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    overdue = await a_session(metadata_store, owner, expires_at=NOW - timedelta(seconds=1))
-    current = await a_session(metadata_store, owner)
-    full = await full_session(metadata_store, owner)
-    await metadata_store.uploads.claim_finalize(full.id, "w", NOW, NOW + LEASE)
+async def test_expire_marks_only_an_overdue_session_that_takes_chunks(backend: Backend, owner: User) -> None:
+    overdue = await a_session(backend, owner, expires_at=NOW - timedelta(seconds=1))
+    current = await a_session(backend, owner)
+    full = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(full.id, "w", NOW, NOW + LEASE)
 
-    assert await metadata_store.uploads.expire(overdue.id, NOW)
-    assert not await metadata_store.uploads.expire(overdue.id, NOW)  # already expired
-    assert not await metadata_store.uploads.expire(current.id, NOW)
-    assert not await metadata_store.uploads.expire(full.id, NOW + timedelta(days=2))
-    assert not await metadata_store.uploads.expire("missing", NOW)
+    assert await backend.uploads.expire(overdue.id, NOW)
+    assert not await backend.uploads.expire(overdue.id, NOW)  # already expired
+    assert not await backend.uploads.expire(current.id, NOW)
+    assert not await backend.uploads.expire(full.id, NOW + timedelta(days=2))
+    assert not await backend.uploads.expire("missing", NOW)
     for session, status in ((overdue, "expired"), (current, "pending"), (full, "finalizing")):
-        stored = await metadata_store.uploads.get(session.id)
+        stored = await backend.uploads.get(session.id)
         assert stored is not None
         assert stored.status == status
 
 
-async def test_finished_sessions_need_cleanup_until_marked(metadata_store: MetadataStore, owner: User) -> None:
-    session = await a_session(metadata_store, owner)
-    await a_session(metadata_store, owner)  # still pending: no cleanup
-    await metadata_store.uploads.cancel(session.id, NOW)
+async def test_finished_sessions_need_cleanup_until_marked(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
+    await a_session(backend, owner)  # still pending: no cleanup
+    await backend.uploads.cancel(session.id, NOW)
 
-    assert [s.id for s in await metadata_store.uploads.needing_cleanup(10)] == [session.id]
-    await metadata_store.uploads.mark_cleaned(session.id, NOW)
-    assert await metadata_store.uploads.needing_cleanup(10) == []
+    assert [s.id for s in await backend.uploads.needing_cleanup(10)] == [session.id]
+    await backend.uploads.mark_cleaned(session.id, NOW)
+    assert await backend.uploads.needing_cleanup(10) == []
 
 
 async def test_stalled_finds_sessions_with_lost_events_full_unclaimed_ones_and_lapsed_leases(
-    metadata_store: MetadataStore, owner: User
+    backend: Backend, owner: User
 ) -> None:
-    uploads = metadata_store.uploads
-    lost_event = await a_session(metadata_store, owner)
+    uploads = backend.uploads
+    lost_event = await a_session(backend, owner)
     await uploads.save_chunk_hash(lost_event.id, 1, "a" * 64, NOW)  # stored, never recorded
-    one_chunk_pending = await a_session(metadata_store, owner, total=1, size=10)
+    one_chunk_pending = await a_session(backend, owner, total=1, size=10)
     await uploads.save_chunk_hash(one_chunk_pending.id, 1, "b" * 64, NOW)
-    full_unclaimed = await full_session(metadata_store, owner)
-    all_recorded_partial = await a_session(metadata_store, owner)
+    full_unclaimed = await full_session(backend, owner)
+    all_recorded_partial = await a_session(backend, owner)
     await uploads.record_chunk(all_recorded_partial.id, 1, NOW)  # waiting for more chunks: fine
-    busy = await a_session(metadata_store, owner)
+    busy = await a_session(backend, owner)
     await uploads.save_chunk_hash(busy.id, 1, "c" * 64, NOW + timedelta(minutes=10))
-    lapsed = await full_session(metadata_store, owner)
+    lapsed = await full_session(backend, owner)
     await uploads.claim_finalize(lapsed.id, "w", NOW, NOW + LEASE)
-    held = await full_session(metadata_store, owner)
+    held = await full_session(backend, owner)
     later = NOW + timedelta(minutes=10)
     await uploads.claim_finalize(held.id, "w", later, later + LEASE)
 
@@ -267,66 +320,62 @@ async def test_stalled_finds_sessions_with_lost_events_full_unclaimed_ones_and_l
 
 
 async def test_claiming_counts_attempts_and_a_released_lease_is_taken_over_at_once(
-    metadata_store: MetadataStore, owner: User
+    backend: Backend, owner: User
 ) -> None:
-    session = await full_session(metadata_store, owner)
-    first = await metadata_store.uploads.claim_finalize(session.id, "w1", NOW, NOW + LEASE)
+    session = await full_session(backend, owner)
+    first = await backend.uploads.claim_finalize(session.id, "w1", NOW, NOW + LEASE)
     assert first is not None
     assert first.finalize_attempts == 1
 
-    await metadata_store.uploads.release_lease(session.id, "someone-else", NOW)
-    assert await metadata_store.uploads.claim_finalize(session.id, "w2", NOW, NOW + LEASE) is None
-    await metadata_store.uploads.release_lease(session.id, "w1", NOW)
-    second = await metadata_store.uploads.claim_finalize(session.id, "w2", NOW, NOW + LEASE)
+    await backend.uploads.release_lease(session.id, "someone-else", NOW)
+    assert await backend.uploads.claim_finalize(session.id, "w2", NOW, NOW + LEASE) is None
+    await backend.uploads.release_lease(session.id, "w1", NOW)
+    second = await backend.uploads.claim_finalize(session.id, "w2", NOW, NOW + LEASE)
 
     assert second is not None
     assert (second.lease_owner, second.finalize_attempts) == ("w2", 2)
 
 
-async def test_only_the_lease_holder_fails_a_session_and_the_reason_is_kept(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    session = await full_session(metadata_store, owner)
-    await metadata_store.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+async def test_only_the_lease_holder_fails_a_session_and_the_reason_is_kept(backend: Backend, owner: User) -> None:
+    session = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
 
-    assert not await metadata_store.uploads.fail(session.id, "other", "nope", NOW)
-    assert await metadata_store.uploads.fail(session.id, "w", "chunk 2 is missing", NOW)
-    assert not await metadata_store.uploads.fail(session.id, "w", "again", NOW)
+    assert not await backend.uploads.fail(session.id, "other", "nope", NOW)
+    assert await backend.uploads.fail(session.id, "w", "chunk 2 is missing", NOW)
+    assert not await backend.uploads.fail(session.id, "w", "again", NOW)
 
-    failed = await metadata_store.uploads.get(session.id)
+    failed = await backend.uploads.get(session.id)
     assert failed is not None
     assert (failed.status, failed.failure_reason, failed.lease_owner) == (
         UploadStatus.FAILED,
         "chunk 2 is missing",
         None,
     )
-    assert [s.id for s in await metadata_store.uploads.needing_cleanup(10)] == [session.id]
+    assert [s.id for s in await backend.uploads.needing_cleanup(10)] == [session.id]
 
 
-async def test_unfinished_sessions_are_listed_newest_first(metadata_store: MetadataStore, owner: User) -> None:
-    older = await a_session(metadata_store, owner, size=100, total=1, created_at=NOW - timedelta(minutes=1))
-    newer = await a_session(metadata_store, owner, size=200, total=1)
-    gone = await a_session(metadata_store, owner, size=400, total=1)
-    await metadata_store.uploads.cancel(gone.id, NOW)
+async def test_unfinished_sessions_are_listed_newest_first(backend: Backend, owner: User) -> None:
+    older = await a_session(backend, owner, size=100, total=1, created_at=NOW - timedelta(minutes=1))
+    newer = await a_session(backend, owner, size=200, total=1)
+    gone = await a_session(backend, owner, size=400, total=1)
+    await backend.uploads.cancel(gone.id, NOW)
 
-    unfinished = await metadata_store.uploads.list_unfinished(owner.id)
+    unfinished = await backend.uploads.list_unfinished(owner.id)
 
     assert [s.id for s in unfinished] == [newer.id, older.id]
-    assert await metadata_store.uploads.list_unfinished("nobody") == []
+    assert await backend.uploads.list_unfinished("nobody") == []
 
 
 # --- usage and quota -----------------------------------------------------------------------
 
 
-async def test_usage_counts_unfinished_sessions_until_they_end_without_a_file(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    uploads = metadata_store.uploads
-    cancelled = await a_session(metadata_store, owner, size=100, total=1)
-    expired = await a_session(metadata_store, owner, size=200, total=1, expires_at=NOW - timedelta(seconds=1))
-    failed = await a_session(metadata_store, owner, size=400, total=1)
+async def test_usage_counts_unfinished_sessions_until_they_end_without_a_file(backend: Backend, owner: User) -> None:
+    uploads = backend.uploads
+    cancelled = await a_session(backend, owner, size=100, total=1)
+    expired = await a_session(backend, owner, size=200, total=1, expires_at=NOW - timedelta(seconds=1))
+    failed = await a_session(backend, owner, size=400, total=1)
     await uploads.record_chunk(failed.id, 1, NOW)
-    completed = await a_session(metadata_store, owner, size=800, total=1)
+    completed = await a_session(backend, owner, size=800, total=1)
     await uploads.record_chunk(completed.id, 1, NOW)
     assert await uploads.usage(owner.id) == 1500
 
@@ -342,61 +391,59 @@ async def test_usage_counts_unfinished_sessions_until_they_end_without_a_file(
     assert await uploads.usage("nobody") == 0
 
 
-async def test_a_session_that_does_not_fit_the_quota_is_refused_and_not_stored(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    await a_session(metadata_store, owner, size=6_000, total=6)
+async def test_a_session_that_does_not_fit_the_quota_is_refused_and_not_stored(backend: Backend, owner: User) -> None:
+    await a_session(backend, owner, size=6_000, total=6)
     too_big = session_record(owner, total=5, size=4_001)
 
     with pytest.raises(QuotaExceeded) as raised:
-        await metadata_store.uploads.create(too_big, quota=10_000)
+        await backend.uploads.create(too_big, quota=10_000)
 
     assert (raised.value.used, raised.value.quota) == (6_000, 10_000)
-    assert await metadata_store.uploads.get(too_big.id) is None
-    assert await metadata_store.uploads.usage(owner.id) == 6_000
+    assert await backend.uploads.get(too_big.id) is None
+    assert await backend.uploads.usage(owner.id) == 6_000
     exact = msgspec.structs.replace(too_big, id=uuid.uuid4().hex, file_size=4_000)
-    await metadata_store.uploads.create(exact, quota=10_000)
-    assert await metadata_store.uploads.usage(owner.id) == 10_000
+    await backend.uploads.create(exact, quota=10_000)
+    assert await backend.uploads.usage(owner.id) == 10_000
 
 
 async def test_concurrent_sessions_against_a_quota_that_fits_one_reserve_exactly_one(
-    metadata_store: MetadataStore, owner: User
+    backend: Backend, owner: User
 ) -> None:
     sessions = [session_record(owner, total=1, size=700) for _ in range(20)]
 
     results = await asyncio.gather(
-        *(metadata_store.uploads.create(session, quota=1_000) for session in sessions), return_exceptions=True
+        *(backend.uploads.create(session, quota=1_000) for session in sessions), return_exceptions=True
     )
 
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not None)
-    assert await metadata_store.uploads.usage(owner.id) == 700
-    assert len(await metadata_store.uploads.list_unfinished(owner.id)) == 1
+    assert await backend.uploads.usage(owner.id) == 700
+    assert len(await backend.uploads.list_unfinished(owner.id)) == 1
 
 
-async def test_a_file_is_created_once(metadata_store: MetadataStore, owner: User) -> None:
+async def test_a_file_is_created_once(backend: Backend, owner: User) -> None:
     record = a_file(owner, NOW)
 
-    first = await metadata_store.files.create_if_absent(record)
-    second = await metadata_store.files.create_if_absent(
+    first = await backend.files.create_if_absent(record)
+    second = await backend.files.create_if_absent(
         FileRecord(**{**{f: getattr(record, f) for f in record.__struct_fields__}, "name": "other.bin"})
     )
 
     assert first == record
     assert second == record
-    assert await metadata_store.files.get(record.id) == record
+    assert await backend.files.get(record.id) == record
 
 
-async def test_files_are_listed_newest_first_in_pages(metadata_store: MetadataStore, owner: User) -> None:
+async def test_files_are_listed_newest_first_in_pages(backend: Backend, owner: User) -> None:
     records = [a_file(owner, NOW + timedelta(seconds=i)) for i in range(5)]
     same_time = [a_file(owner, NOW + timedelta(seconds=10)) for _ in range(2)]
     for record in records + same_time:
-        await metadata_store.files.create_if_absent(record)
+        await backend.files.create_if_absent(record)
 
     seen: list[str] = []
     cursor = None
     while True:
-        page = await metadata_store.files.list_by_owner(owner.id, 2, cursor)
+        page = await backend.files.list_by_owner(owner.id, 2, cursor)
         seen += [f.id for f in page.files]
         if page.next_cursor is None:
             break
@@ -404,28 +451,26 @@ async def test_files_are_listed_newest_first_in_pages(metadata_store: MetadataSt
 
     expected = [r.id for r in sorted(same_time, key=lambda r: r.id, reverse=True)] + [r.id for r in reversed(records)]
     assert seen == expected
-    assert (await metadata_store.files.list_by_owner("nobody", 10, None)).files == []
+    assert (await backend.files.list_by_owner("nobody", 10, None)).files == []
 
 
 @pytest.mark.parametrize("cursor", ["not base64!", "bm9wZQ", "WzEsMl0"])
-async def test_a_malformed_cursor_is_a_value_error(metadata_store: MetadataStore, owner: User, cursor: str) -> None:
+async def test_a_malformed_cursor_is_a_value_error(backend: Backend, owner: User, cursor: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
-        await metadata_store.files.list_by_owner(owner.id, 10, cursor)
+        await backend.files.list_by_owner(owner.id, 10, cursor)
 
 
-async def test_only_the_owner_deletes_a_file_and_its_bytes_leave_the_usage(
-    metadata_store: MetadataStore, owner: User
-) -> None:
-    session = await a_session(metadata_store, owner, size=7, total=1)
-    await metadata_store.uploads.record_chunk(session.id, 1, NOW)
-    await metadata_store.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
-    record = await metadata_store.files.create_if_absent(a_file(owner, NOW, size=7))
-    await metadata_store.uploads.complete(session.id, "w", record.id, NOW)
-    assert await metadata_store.uploads.usage(owner.id) == 7
+async def test_only_the_owner_deletes_a_file_and_its_bytes_leave_the_usage(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner, size=7, total=1)
+    await backend.uploads.record_chunk(session.id, 1, NOW)
+    await backend.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+    record = await backend.files.create_if_absent(a_file(owner, NOW, size=7))
+    await backend.uploads.complete(session.id, "w", record.id, NOW)
+    assert await backend.uploads.usage(owner.id) == 7
 
-    assert await metadata_store.files.delete(record.id, "someone-else") is None
-    assert await metadata_store.uploads.usage(owner.id) == 7
-    assert await metadata_store.files.delete(record.id, owner.id) == record
-    assert await metadata_store.files.delete(record.id, owner.id) is None
-    assert await metadata_store.files.get(record.id) is None
-    assert await metadata_store.uploads.usage(owner.id) == 0
+    assert await backend.files.delete(record.id, "someone-else") is None
+    assert await backend.uploads.usage(owner.id) == 7
+    assert await backend.files.delete(record.id, owner.id) == record
+    assert await backend.files.delete(record.id, owner.id) is None
+    assert await backend.files.get(record.id) is None
+    assert await backend.uploads.usage(owner.id) == 0

@@ -31,9 +31,15 @@ EXAMPLES_PER_OPERATION = 25
 
 
 @pytest.fixture(scope="module")
-def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def fuzzed_server(tmp_path_factory: pytest.TempPathFactory, backend_name: str) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("fuzz")
-    server = LiveServer(root / "data", root / "server.log", LFUSYS_MIN_CHUNK_SIZE="1024", LFUSYS_LOG_LEVEL="warning")
+    server = LiveServer(
+        root / "data",
+        root / "server.log",
+        backend=backend_name,
+        LFUSYS_MIN_CHUNK_SIZE="1024",
+        LFUSYS_LOG_LEVEL="warning",
+    )
     try:
         yield server
     finally:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
-
 import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
-from lfusys.settings import Settings
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, log_lines, signed_in
+from tests.support import API, BASE_URL, log_lines, services_of, signed_in
 
 Client = AsyncTestClient[Litestar]
-
-
-async def test_first_start_creates_data_dir_keys_and_migrated_database(client: Client, settings: Settings) -> None:
-    assert settings.data_dir.is_dir()
-    assert stat.S_IMODE(settings.secrets_path.stat().st_mode) == 0o600
-    assert settings.database_path.is_file()
-    assert (await client.get("/health/ready")).json() == {"status": "ok", "metadata": "ok"}
 
 
 async def test_every_response_has_a_request_id(client: Client) -> None:
@@ -148,17 +137,21 @@ async def test_health_probes(client: Client) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "metadata": "ok"}
 
 
-async def test_ready_is_503_when_the_metadata_store_is_down(app: Litestar) -> None:
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
-        await app.state["services"].metadata.database.close()
+async def test_ready_is_503_when_the_metadata_store_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The local database really closed: tests/integration/storage/local/test_database.py.
+    async def down() -> None:
+        raise ConnectionError("metadata store unreachable")
 
-        response = await client.get("/health/ready")
-        live = await client.get("/health/live")
+    monkeypatch.setitem(services_of(client).backend.checks, "metadata", down)
+
+    response = await client.get("/health/ready")
+    live = await client.get("/health/live")
 
     assert response.status_code == 503
-    assert response.json() == {"error": "metadata store unavailable"}
+    assert response.json() == {"error": "metadata unavailable"}
     assert live.status_code == 200
 
 
@@ -175,7 +168,8 @@ async def test_openapi_schema_and_docs_page(client: Client) -> None:
     assert "text/html" in docs.headers["content-type"]
 
 
-async def test_the_service_restarts_on_the_same_data(app_factory: AppFactory, data_dir: Path) -> None:
+@pytest.mark.local_only("a restart finds the data only where the local backend keeps it, on disk")
+async def test_the_service_restarts_on_the_same_data(app_factory: AppFactory) -> None:
     async with AsyncTestClient(app_factory(), base_url=BASE_URL) as client:
         await signed_in(client)
         cookies = dict(client.cookies)

@@ -1,8 +1,10 @@
-"""The ``lfusys`` command: version, migrate, serve, and configuration errors."""
+"""The ``lfusys`` command: version, serve, the memory backend's limits, and configuration errors.
+
+(``migrate`` and ``dead-letters`` across processes need data that outlives a process:
+tests/integration/storage/local/test_cli.py.)"""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -10,9 +12,6 @@ from pathlib import Path
 import httpx
 
 from lfusys import __version__
-from lfusys.storage.local import Database, apply_migrations
-from lfusys.storage.local.database import migrations_dir
-from lfusys.storage.local.queue import LocalEventQueue
 from tests.support import API, LiveServer, lfusys_command, subprocess_env
 
 
@@ -34,18 +33,6 @@ def test_version(tmp_path: Path) -> None:
     assert result.stdout.strip() == f"lfusys {__version__}"
 
 
-def test_migrate_is_idempotent(tmp_path: Path) -> None:
-    first = run(tmp_path / "data", "migrate")
-    second = run(tmp_path / "data", "migrate")
-
-    assert first.returncode == 0, first.stderr
-    names = sorted(path.stem for path in migrations_dir().glob("[0-9]*.sql"))
-    assert f"applied {len(names)} migration(s): {', '.join(names)}" in first.stdout
-    assert second.returncode == 0
-    assert "applied 0 migration(s)" in second.stdout
-    assert (tmp_path / "data" / "lfusys.sqlite3").is_file()
-
-
 def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
     result = run(tmp_path, "serve", LFUSYS_PORT="eighty")
 
@@ -54,7 +41,15 @@ def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
-def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer, data_dir: Path) -> None:
+def test_an_unknown_backend_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", LFUSYS_BACKEND="floppy")
+
+    assert result.returncode == 2
+    assert "LFUSYS_BACKEND" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url) as client:
         assert client.get("/health/ready").json() == {"status": "ok", "metadata": "ok"}
         assert client.get("/api/docs").status_code == 200
@@ -68,28 +63,27 @@ def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer, d
         assert client.post(f"{API}/auth/login", json=login, headers=headers).status_code == 200
         assert client.get(f"{API}/auth/me").json()["email"] == "ada@example.com"
 
-    assert (data_dir / "secrets.json").is_file()
     # uvicorn finishes gracefully, then re-raises SIGTERM so the exit status reports it.
     assert live_server.stop() in {0, -signal.SIGTERM}
     assert "Application shutdown complete." in live_server.log_path.read_text()
 
 
-async def test_dead_letters_lists_events_that_could_not_be_handled(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    assert run(data_dir, "dead-letters").stdout == ""
-    database = await Database.open(data_dir / "lfusys.sqlite3")
-    try:
-        await apply_migrations(database)
-        queue = LocalEventQueue(database, max_receives=1)
-        await queue.send("not an S3 event")
-        await queue.receive(10, 0, 0)  # received once, never deleted
-        await queue.receive(10, 0, 0)  # one receive too many: dead-lettered
-    finally:
-        await database.close()
+def test_the_memory_backend_serves_from_one_process_only(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", "--workers", "2", LFUSYS_BACKEND="memory")
 
-    result = run(data_dir, "dead-letters")
+    assert result.returncode == 2
+    assert "the memory backend runs with one server process (--workers 1)" in result.stderr
+
+
+def test_the_memory_backend_has_no_separate_worker(tmp_path: Path) -> None:
+    result = run(tmp_path, "worker", LFUSYS_BACKEND="memory")
+
+    assert result.returncode == 2
+    assert "run lfusys serve" in result.stderr
+
+
+def test_migrate_on_the_memory_backend_has_nothing_to_do(tmp_path: Path) -> None:
+    result = run(tmp_path / "data", "migrate", LFUSYS_BACKEND="memory")
 
     assert result.returncode == 0, result.stderr
-    (line,) = result.stdout.splitlines()
-    letter = json.loads(line)
-    assert (letter["body"], letter["receive_count"]) == ("not an S3 event", 1)
+    assert "applied 0 migration(s)" in result.stdout

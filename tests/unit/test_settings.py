@@ -13,13 +13,13 @@ from lfusys.settings import SettingsError, load_settings, parse_duration, parse_
 def test_no_configuration_gives_the_embedded_defaults() -> None:
     settings = load_settings({})
 
-    assert settings.data_dir == Path("data")
-    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
-    assert settings.public_url == "http://127.0.0.1:8000"
-    assert not settings.https
-    assert settings.access_token_ttl == timedelta(minutes=15)
-    assert settings.refresh_token_ttl == timedelta(days=30)
-    assert settings.trusted_proxies == ()
+    assert settings.local.data_dir == Path("data")
+    assert (settings.core.host, settings.core.port) == ("127.0.0.1", 8000)
+    assert settings.core.public_url == "http://127.0.0.1:8000"
+    assert not settings.core.https
+    assert settings.auth.access_token_ttl == timedelta(minutes=15)
+    assert settings.auth.refresh_token_ttl == timedelta(days=30)
+    assert settings.core.trusted_proxies == ()
 
 
 def test_values_are_read_from_lfusys_variables() -> None:
@@ -37,14 +37,14 @@ def test_values_are_read_from_lfusys_variables() -> None:
         }
     )
 
-    assert settings.data_dir == Path("/srv/lfusys")
-    assert settings.port == 9000
-    assert settings.https
-    assert settings.trusted_proxies == ("10.0.0.1", "10.0.0.2")
-    assert settings.access_token_ttl == timedelta(minutes=5)
-    assert settings.refresh_token_ttl == timedelta(days=7)
-    assert settings.log_format == "console"
-    assert settings.max_json_body_bytes == 1024 * 1024
+    assert settings.local.data_dir == Path("/srv/lfusys")
+    assert settings.core.port == 9000
+    assert settings.core.https
+    assert settings.core.trusted_proxies == ("10.0.0.1", "10.0.0.2")
+    assert settings.auth.access_token_ttl == timedelta(minutes=5)
+    assert settings.auth.refresh_token_ttl == timedelta(days=7)
+    assert settings.core.log_format == "console"
+    assert settings.core.max_json_body_bytes == 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: st
 
 
 def test_an_empty_secret_means_generate_one() -> None:
-    assert load_settings({"LFUSYS_JWT_ACCESS_SECRET": ""}).jwt_access_secret is None
+    assert load_settings({"LFUSYS_JWT_ACCESS_SECRET": ""}).auth.jwt_access_secret is None
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,8 @@ def test_bad_sizes(text: str) -> None:
 def test_unknown_overrides_are_a_programming_error() -> None:
     with pytest.raises(TypeError, match="colour"):
         load_settings({}, colour="blue")
+
+
+def test_the_memory_backend_runs_its_worker_in_the_server() -> None:
+    with pytest.raises(SettingsError, match="LFUSYS_RUN_WORKER"):
+        load_settings({"LFUSYS_BACKEND": "memory", "LFUSYS_RUN_WORKER": "false"})

@@ -13,9 +13,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from lfusys.auth.records import User
 from lfusys.errors import NotAuthenticated
 from lfusys.services import services_from
-from lfusys.storage.ports import User
 
 
 class CookieAuthenticationMiddleware(AbstractAuthenticationMiddleware):

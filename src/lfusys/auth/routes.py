@@ -12,12 +12,12 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.records import User
 from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
 from lfusys.errors import NotAuthenticated, error_response, error_responses
 from lfusys.http import requires_json_body
 from lfusys.services import Services, services_from
-from lfusys.storage.ports import User
 
 
 async def provide_services(state: State) -> Services:

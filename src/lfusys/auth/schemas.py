@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from lfusys.storage.ports import User
+from lfusys.auth.records import User
 
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 

@@ -13,10 +13,11 @@ import structlog
 from email_validator import EmailNotValidError, validate_email
 
 from lfusys.auth.passwords import Passwords
+from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
 from lfusys.clock import Clock, utc_now
 from lfusys.errors import Conflict, InvalidInput, NotAuthenticated
-from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, TokenStore, User, UserStore
+from lfusys.storage.ports import TokenStore, UserStore
 
 log = structlog.get_logger(__name__)
 

@@ -8,6 +8,7 @@ from typing import NoReturn
 import msgspec
 import structlog
 
+from lfusys.auth.records import User
 from lfusys.chunks.admission import ChunkAdmission
 from lfusys.clock import Clock
 from lfusys.errors import (
@@ -16,8 +17,10 @@ from lfusys.errors import (
     DependencyUnavailable,
     InsufficientStorage,
     InvalidInput,
+    NotFound,
     TooLarge,
 )
+from lfusys.sessions.records import UploadSession
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
 from lfusys.storage.ports import (
     BlobStore,
@@ -26,9 +29,7 @@ from lfusys.storage.ports import (
     ChunkSizeMismatch,
     StorageFull,
     UploadRemoved,
-    UploadSession,
     UploadStore,
-    User,
 )
 
 log = structlog.get_logger(__name__)
@@ -82,14 +83,16 @@ class ChunkIngress:
             # Its chunks were deleted while this one arrived: the session has ended meanwhile.
             refuse_unless_accepting(await self._sessions.get(owner, upload_id))
             raise DependencyUnavailable("the upload changed while the chunk arrived; send it again") from None
-        # The session may have ended while the bytes streamed in (cancelled, expired, finalized):
-        # then this chunk is not kept.
-        after = await self._sessions.get(owner, upload_id)
-        if not after.status.accepts_chunks:
+        # The hash is kept only if the session still takes chunks; it may have ended while the bytes
+        # streamed in (cancelled, expired, finalized), and then this chunk is not kept either.
+        after = await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
+        seen = self._sessions.as_seen(after) if after is not None else None
+        if seen is None or not seen.status.accepts_chunks:
             if stored:
                 await self._blobs.delete_chunk(session.id, n)
-            refuse_unless_accepting(after)
-        await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
+            if seen is None:
+                raise NotFound("upload not found")
+            refuse_unless_accepting(seen)
         log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
         return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import re
 
-from lfusys.storage.ports import ByteRange
+import msgspec
 
 _MAX_DIGITS = 20  # 10**20 bytes is far beyond any file
 _SINGLE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
+
+
+class ByteRange(msgspec.Struct, frozen=True):
+    start: int
+    end: int
+    """Inclusive, as in HTTP ``Range``."""
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
 
 
 class RangeNotSatisfiable(ValueError):

@@ -13,12 +13,13 @@ from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT, HTTP_206_PARTIAL_CONTENT
 
-from lfusys.auth import provide_current_user, requires_user
+from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.records import User
 from lfusys.errors import error_response, error_responses
 from lfusys.files.ranges import RangeNotSatisfiable, parse_range
+from lfusys.files.records import FileRecord
 from lfusys.files.service import DownloadLink, FileLibrary, content_disposition
 from lfusys.services import services_from
-from lfusys.storage.ports import FileRecord, User
 
 
 class FileView(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,10 +52,6 @@ async def provide_library(state: State) -> FileLibrary:
     return services_from(state).files
 
 
-def content_path(file_id: str) -> str:
-    return f"/api/v1/files/{file_id}/content"
-
-
 class FilesController(Controller):
     path = "/files"
     tags = ["files"]
@@ -84,7 +81,7 @@ class FilesController(Controller):
         self, file_id: FromPath[str], current_user: NamedDependency[User], library: NamedDependency[FileLibrary]
     ) -> DownloadLink:
         """A signed URL that serves the bytes (with Range support) until it expires."""
-        return await library.download_link(current_user, file_id, content_path(file_id))
+        return await library.download_link(current_user, file_id)
 
     @delete(
         "/{file_id:str}",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import msgspec
 import structlog
 
+from lfusys.auth.records import User
 from lfusys.clock import Clock
 from lfusys.errors import Forbidden, InvalidInput, NotFound
-from lfusys.files.signing import DownloadSigner
-from lfusys.storage.ports import BlobStore, ByteRange, FilePage, FileRecord, FileStore, User
+from lfusys.files.ranges import ByteRange
+from lfusys.files.records import FilePage, FileRecord
+from lfusys.files.signing import SignedLinks
+from lfusys.storage.ports import BlobStore, FileStore
 
 log = structlog.get_logger(__name__)
 
@@ -36,13 +39,13 @@ class FileLibrary:
         *,
         files: FileStore,
         blobs: BlobStore,
-        signer: DownloadSigner,
+        links: SignedLinks | None,
         link_ttl: timedelta,
         clock: Clock,
     ) -> None:
         self._files = files
         self._blobs = blobs
-        self._signer = signer
+        self._links = links
         self._link_ttl = link_ttl
         self._clock = clock
 
@@ -58,18 +61,12 @@ class FileLibrary:
             raise NotFound("file not found")
         return record
 
-    async def download_link(self, owner: User, file_id: str, content_path: str) -> DownloadLink:
+    async def download_link(self, owner: User, file_id: str) -> DownloadLink:
+        """A link that serves the bytes to whoever holds it until it expires (made by the blob store)."""
         record = await self.get(owner, file_id)
         ttl = int(self._link_ttl.total_seconds())
-        expires = int(self._clock().timestamp()) + ttl
-        query = urlencode({"expires": expires, "signature": self._signer.signature(record.id, expires)})
-        return DownloadLink(
-            # Relative, so it works whatever host and port the client reached the server on.
-            url=f"{content_path}?{query}",
-            file_name=record.name,
-            file_type=record.type,
-            expires_in_seconds=ttl,
-        )
+        url = await self._blobs.download_url(record.id, record.name, record.type, self._clock() + self._link_ttl)
+        return DownloadLink(url=url, file_name=record.name, file_type=record.type, expires_in_seconds=ttl)
 
     async def delete(self, owner: User, file_id: str) -> None:
         """Remove the row (the file disappears at once), then the bytes."""
@@ -80,8 +77,10 @@ class FileLibrary:
         log.info("file deleted", file_id=record.id, size=record.size)
 
     async def open_signed(self, file_id: str, expires: int, signature: str) -> FileContent:
-        """The file behind a download link, if the link is genuine and unexpired."""
-        if not self._signer.is_valid(file_id, expires, signature):
+        """The file behind one of the app's own download links, if it is genuine and unexpired."""
+        if self._links is None:
+            raise NotFound("downloads are not served here")
+        if not self._links.is_valid(file_id, expires, signature):
             raise Forbidden("invalid download link")
         if expires < self._clock().timestamp():
             raise Forbidden("download link expired")

@@ -24,13 +24,13 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def wants_json(settings: Settings) -> bool:
-    if settings.log_format == "auto":
+    if settings.core.log_format == "auto":
         return not sys.stderr.isatty()
-    return settings.log_format == "json"
+    return settings.core.log_format == "json"
 
 
 def configure_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.log_level.upper())
+    level = getattr(logging, settings.core.log_level.upper())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

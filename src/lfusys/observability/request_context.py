@@ -14,7 +14,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from lfusys.storage.ports import User
+from lfusys.auth.records import User
 
 log = structlog.get_logger("lfusys.access")
 

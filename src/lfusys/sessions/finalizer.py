@@ -7,24 +7,26 @@ created only if absent, and completion is conditional on still holding the lease
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import structlog
 
 from lfusys.clock import Clock
-from lfusys.sessions.events import ChunkStored
+from lfusys.files.records import FileRecord
+from lfusys.sessions.records import StoredChunk, UploadSession
+from lfusys.sessions.renewal import kept_renewed
+from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import (
+    AssemblyLost,
     BlobStore,
     ChunkMissing,
+    ChunkSpan,
     ChunkWrongSize,
-    FileRecord,
     FileStore,
-    UploadSession,
+    Part,
     UploadStore,
 )
 
@@ -33,6 +35,13 @@ log = structlog.get_logger(__name__)
 
 class AssemblyFailed(Exception):
     """Finalization cannot succeed however often it is retried; the message is the user's reason."""
+
+
+class LeaseLost(Exception):
+    """Another worker has taken the session over; this one must stop."""
+
+
+_PARTS_PER_BATCH = 500
 
 
 _FILE_ID_NAMESPACE = uuid.UUID("6f1c33f0-2a8e-4f4e-9a53-2b0d4c1f7e21")
@@ -105,27 +114,41 @@ class Finalizer:
             return False
         except Exception as exc:
             if session.finalize_attempts >= self._max_attempts:
-                await self._fail(
-                    upload_id, f"the file could not be assembled after {session.finalize_attempts} attempts"
-                )
+                attempts = session.finalize_attempts
+                await self._fail(upload_id, f"the file could not be assembled after {attempts} attempts")
                 log.exception("finalization failed for good", upload_id=upload_id)
                 return False
             await self._uploads.release_lease(upload_id, self._worker_id, self._clock())
             log.warning("finalization failed; it will be retried", upload_id=upload_id, error=type(exc).__name__)
             raise
-        await self._blobs.delete_upload(upload_id)
-        await self._uploads.mark_cleaned(upload_id, self._clock())
+        await self.clean_up(upload_id)
         log.info("upload completed", upload_id=upload_id, file_id=file_id, size=session.file_size)
         return True
 
+    async def clean_up(self, upload_id: str, *, failed: bool = False) -> None:
+        """Delete a finished session's chunks (the one place that does) and note that it is done.
+
+        A failed session's assembly may have been completed just before it failed: a file without a
+        row is not a user's file, so it goes too.
+        """
+        await self._blobs.delete_upload(upload_id)
+        if failed:
+            file_id = file_id_for(upload_id)
+            if await self._files.get(file_id) is None:
+                await self._blobs.delete_file(file_id)
+        await self._uploads.mark_cleaned(upload_id, self._clock())
+
     async def _assemble(self, session: UploadSession) -> str:
-        """Assemble the file and write its row; return its id. Raises :class:`AssemblyFailed`."""
-        try:
-            checksum = file_checksum(await self._chunk_digests(session))
-            file_id = file_id_for(session.id)
-            size = await self._blobs.assemble(session.id, file_id, session.chunk_size, session.file_size)
-        except (ChunkMissing, ChunkWrongSize) as exc:
-            raise AssemblyFailed(str(exc)) from exc
+        """Assemble the file (unless an earlier attempt did) and write its row; return its id.
+
+        Raises :class:`AssemblyFailed` for what no retry can mend.
+        """
+        file_id = file_id_for(session.id)
+        chunks = await self._chunk_records(session.id)
+        checksum = file_checksum(await self._chunk_digests(session, chunks))
+        size = await self._blobs.file_size(file_id)
+        if size is None:
+            size = await self._build(session, file_id, chunks)
         if size != session.file_size:
             raise AssemblyFailed(f"the assembled file is {size} bytes, not the declared {session.file_size}")
         await self._files.create_if_absent(
@@ -142,43 +165,68 @@ class Finalizer:
         )
         return file_id
 
-    async def _fail(self, upload_id: str, reason: str) -> None:
-        if await self._uploads.fail(upload_id, self._worker_id, reason, self._clock()):
-            log.warning("upload failed", upload_id=upload_id, reason=reason)
+    async def _build(self, session: UploadSession, file_id: str, chunks: list[StoredChunk]) -> int:
+        """Copy every chunk into the assembly (continuing one an earlier attempt began) and complete it."""
+        assembly_id = session.assembly_id or await self._start_assembly(session, file_id)
+        parts = {chunk.n: Part(chunk.n, chunk.part_etag) for chunk in chunks if chunk.part_etag is not None}
+        missing = [ChunkSpan(n, session.chunk_length(n)) for n in range(1, session.total_chunks + 1) if n not in parts]
+        try:
+            for start in range(0, len(missing), _PARTS_PER_BATCH):
+                copied = await self._blobs.copy_parts(
+                    file_id, assembly_id, session.id, missing[start : start + _PARTS_PER_BATCH]
+                )
+                await self._uploads.record_parts(session.id, copied)
+                parts.update((part.number, part) for part in copied)
+            return await self._blobs.complete_assembly(
+                file_id, assembly_id, [parts[n] for n in range(1, session.total_chunks + 1)]
+            )
+        except (ChunkMissing, ChunkWrongSize) as exc:
+            await self._blobs.abort_assembly(file_id, assembly_id)
+            raise AssemblyFailed(str(exc)) from exc
+        except AssemblyLost:
+            # Gone (aborted, expired): forget it, so the next attempt starts a new one.
+            await self._uploads.set_assembly(session.id, self._worker_id, None)
+            raise
 
-    async def _chunk_digests(self, session: UploadSession) -> list[str]:
-        known = {chunk.n: chunk.sha256 for chunk in await self._uploads.list_chunks(session.id)}
+    async def _start_assembly(self, session: UploadSession, file_id: str) -> str:
+        assembly_id = await self._blobs.start_assembly(file_id)
+        if not await self._uploads.set_assembly(session.id, self._worker_id, assembly_id):
+            await self._blobs.abort_assembly(file_id, assembly_id)
+            raise LeaseLost(f"the finalize lease on {session.id} was lost")
+        return assembly_id
+
+    async def _chunk_records(self, upload_id: str) -> list[StoredChunk]:
+        records: list[StoredChunk] = []
+        while page := await self._uploads.list_chunks(upload_id, after=records[-1].n if records else 0):
+            records.extend(page)
+        return records
+
+    async def _chunk_digests(self, session: UploadSession, chunks: list[StoredChunk]) -> list[str]:
+        known = {chunk.n: chunk.sha256 for chunk in chunks}
         digests = []
         for n in range(1, session.total_chunks + 1):
             digest = known.get(n)
             if digest is None:
                 # Stored, but the process died before saving its hash: hash the stored bytes.
-                digest = await self._blobs.chunk_sha256(session.id, n)
-                await self._uploads.save_chunk_hash(session.id, n, digest, self._clock())
+                try:
+                    digest = await self._blobs.chunk_sha256(session.id, n)
+                except ChunkMissing as exc:
+                    raise AssemblyFailed(str(exc)) from exc
             digests.append(digest)
         return digests
 
-    @contextlib.asynccontextmanager
-    async def _lease_kept(self, upload_id: str) -> AsyncIterator[None]:
+    async def _fail(self, upload_id: str, reason: str) -> None:
+        session = await self._uploads.get(upload_id)
+        if await self._uploads.fail(upload_id, self._worker_id, reason, self._clock()):
+            log.warning("upload failed", upload_id=upload_id, reason=reason)
+            if session is not None and session.assembly_id is not None:
+                await self._blobs.abort_assembly(file_id_for(upload_id), session.assembly_id)
+
+    def _lease_kept(self, upload_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Renew the lease while a long finalization runs, so nobody takes it over meanwhile."""
-
-        async def renew() -> None:
-            interval = self._lease.total_seconds() / 3
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    renewed = await self._uploads.renew_lease(upload_id, self._worker_id, self._clock() + self._lease)
-                except Exception:
-                    log.exception("finalize lease renewal failed", upload_id=upload_id)
-                    continue
-                if not renewed:
-                    log.warning("finalize lease could not be renewed", upload_id=upload_id)
-                    return
-
-        renewal = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewal
+        return kept_renewed(
+            lambda: self._uploads.renew_lease(upload_id, self._worker_id, self._clock() + self._lease),
+            every=self._lease.total_seconds() / 3,
+            what="finalize lease",
+            upload_id=upload_id,
+        )

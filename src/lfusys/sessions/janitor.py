@@ -21,9 +21,10 @@ import msgspec
 import structlog
 
 from lfusys.clock import Clock
-from lfusys.sessions.events import ChunkStored
-from lfusys.sessions.finalizer import Finalizer, file_id_for
-from lfusys.storage.ports import BlobStore, FileStore, UploadSession, UploadStatus, UploadStore
+from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.records import UploadSession, UploadStatus
+from lfusys.storage.objects import ChunkStored
+from lfusys.storage.ports import BlobStore, UploadStore
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,6 @@ class SweepReport(msgspec.Struct, kw_only=True):
     expired: int = 0
     finalized_at_expiry: int = 0
     cleaned: int = 0
-    orphans_removed: int = 0
     chunks_recovered: int = 0
     redriven: int = 0
     failures: int = 0
@@ -46,7 +46,6 @@ class Janitor:
         self,
         *,
         uploads: UploadStore,
-        files: FileStore,
         blobs: BlobStore,
         finalizer: Finalizer,
         interval: timedelta,
@@ -54,7 +53,6 @@ class Janitor:
         clock: Clock,
     ) -> None:
         self._uploads = uploads
-        self._files = files
         self._blobs = blobs
         self._finalizer = finalizer
         self._interval = interval.total_seconds()
@@ -76,7 +74,6 @@ class Janitor:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("expire", lambda: self._expire_due(now, report)),
             ("clean up", lambda: self._clean_up_finished(report)),
-            ("remove orphans", lambda: self._remove_orphans(report)),
             ("push on stalled", lambda: self._push_on_stalled(now, report)),
         ]
         for step, run in steps:
@@ -103,29 +100,9 @@ class Janitor:
 
     async def _clean_up_finished(self, report: SweepReport) -> None:
         for session in await self._uploads.needing_cleanup(_BATCH):
-            await self._isolated("clean up", session.id, self._clean_up(session), report)
+            failed = session.status is UploadStatus.FAILED
+            await self._isolated("clean up", session.id, self._finalizer.clean_up(session.id, failed=failed), report)
             report.cleaned += 1
-
-    async def _clean_up(self, session: UploadSession) -> None:
-        await self._blobs.delete_upload(session.id)
-        if session.status is UploadStatus.FAILED:
-            # A failed assembly may have left part of the file behind; only a file with a row is real.
-            file_id = file_id_for(session.id)
-            if await self._files.get(file_id) is None:
-                await self._blobs.delete_file(file_id)
-        await self._uploads.mark_cleaned(session.id, self._clock())
-
-    async def _remove_orphans(self, report: SweepReport) -> None:
-        """Chunk folders whose session is gone or finished (e.g. a chunk stored just before a crash
-        that followed a cancel)."""
-        for upload_id in await self._blobs.upload_prefixes():
-            await self._isolated("remove orphans", upload_id, self._remove_if_orphan(upload_id, report), report)
-
-    async def _remove_if_orphan(self, upload_id: str, report: SweepReport) -> None:
-        session = await self._uploads.get(upload_id)
-        if session is None or session.status.finished:
-            await self._blobs.delete_upload(upload_id)
-            report.orphans_removed += 1
 
     async def _push_on_stalled(self, now: datetime, report: SweepReport) -> None:
         for session in await self._uploads.stalled(now, now - self._stalled_after, _BATCH):

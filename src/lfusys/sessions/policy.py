@@ -49,8 +49,8 @@ def clean_file_type(file_type: str) -> str:
 def check_file_size(file_size: int, settings: Settings) -> None:
     if file_size < 1:
         raise InvalidInput("file_size: must be at least 1 byte")
-    if file_size > settings.max_file_size:
-        raise TooLarge(f"file_size: files may be at most {settings.max_file_size} bytes")
+    if file_size > settings.uploads.max_file_size:
+        raise TooLarge(f"file_size: files may be at most {settings.uploads.max_file_size} bytes")
 
 
 def quota_exceeded(used: int, quota: int) -> TooLarge:
@@ -62,17 +62,17 @@ def plan_chunks(file_size: int, proposed: int | None, settings: Settings) -> Chu
     """Choose the chunk size: the client's proposal if within bounds, else the default, growing
     (in whole MiB) only as needed to stay within :data:`MAX_CHUNKS`; never larger than the file."""
     if proposed is not None:
-        if proposed < settings.min_chunk_size:
-            raise InvalidInput(f"chunk_size: must be at least {settings.min_chunk_size} bytes")
-        if proposed > settings.max_chunk_size:
-            raise InvalidInput(f"chunk_size: must be at most {settings.max_chunk_size} bytes")
+        if proposed < settings.uploads.min_chunk_size:
+            raise InvalidInput(f"chunk_size: must be at least {settings.uploads.min_chunk_size} bytes")
+        if proposed > settings.uploads.max_chunk_size:
+            raise InvalidInput(f"chunk_size: must be at most {settings.uploads.max_chunk_size} bytes")
         if math.ceil(file_size / proposed) > MAX_CHUNKS:
             raise InvalidInput(f"chunk_size: too small, the file would need more than {MAX_CHUNKS} chunks")
         chunk_size = proposed
     else:
-        chunk_size = settings.default_chunk_size
+        chunk_size = settings.uploads.default_chunk_size
         if math.ceil(file_size / chunk_size) > MAX_CHUNKS:
             # Settings guarantee max_chunk_size * MAX_CHUNKS >= max_file_size, so the cap still fits.
-            chunk_size = min(math.ceil(file_size / MAX_CHUNKS / MiB) * MiB, settings.max_chunk_size)
+            chunk_size = min(math.ceil(file_size / MAX_CHUNKS / MiB) * MiB, settings.uploads.max_chunk_size)
     chunk_size = min(chunk_size, file_size)
     return ChunkPlan(chunk_size=chunk_size, total_chunks=math.ceil(file_size / chunk_size))

@@ -8,13 +8,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from lfusys.auth import provide_current_user, requires_user
+from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.records import User
 from lfusys.errors import error_responses
 from lfusys.http import requires_json_body
 from lfusys.services import services_from
 from lfusys.sessions.schemas import ChunkList, CreateUpload, UploadCreated, UploadList, UploadView
 from lfusys.sessions.service import UploadSessions
-from lfusys.storage.ports import User
 
 
 async def provide_sessions(state: State) -> UploadSessions:

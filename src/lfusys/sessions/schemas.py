@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from lfusys.storage.ports import StoredChunk, UploadSession
+from lfusys.sessions.records import StoredChunk, UploadSession
 
 
 class CreateUpload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -7,6 +7,7 @@ import uuid
 import msgspec
 import structlog
 
+from lfusys.auth.records import User
 from lfusys.clock import Clock
 from lfusys.errors import Conflict, Gone, NotFound
 from lfusys.sessions.policy import (
@@ -16,9 +17,10 @@ from lfusys.sessions.policy import (
     plan_chunks,
     quota_exceeded,
 )
+from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
-from lfusys.storage.ports import QuotaExceeded, StoredChunk, UploadSession, UploadStatus, UploadStore, User
+from lfusys.storage.ports import UploadStore
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +48,10 @@ class UploadSessions:
             status=UploadStatus.PENDING,
             created_at=now,
             updated_at=now,
-            expires_at=now + self._settings.upload_ttl,
+            expires_at=now + self._settings.uploads.upload_ttl,
         )
         try:
-            await self._uploads.create(session, quota=self._settings.user_quota_bytes or None)
+            await self._uploads.create(session, quota=self._settings.uploads.user_quota_bytes or None)
         except QuotaExceeded as exc:
             raise quota_exceeded(exc.used, exc.quota) from None
         log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
@@ -63,6 +65,11 @@ class UploadSessions:
         session = await self._uploads.get(upload_id)
         if session is None or session.owner_id != owner.id:
             raise NotFound("upload not found")
+        return self.as_seen(session)
+
+    def as_seen(self, session: UploadSession) -> UploadSession:
+        """The session as users see it: past its expiry it reads as ``expired`` even before the
+        janitor has marked it."""
         if session.status.accepts_chunks and session.expires_at <= self._clock():
             return msgspec.structs.replace(session, status=UploadStatus.EXPIRED)
         return session

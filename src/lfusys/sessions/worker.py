@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 
-from lfusys.sessions.events import MalformedEvent, chunks_in_event
 from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.renewal import kept_renewed
+from lfusys.storage.objects import MalformedEvent, chunks_in_event
 from lfusys.storage.ports import EventQueue, QueueMessage
 
 log = structlog.get_logger(__name__)
 
 _MAX_BATCH = 10  # the SQS limit for one receive
 _RETRY_DELAY = 1.0
+T = TypeVar("T")
 
 
 class EventWorker:
@@ -41,68 +45,64 @@ class EventWorker:
         self._visibility = visibility_timeout.total_seconds()
         self._wait = wait_time.total_seconds()
         self._grace = grace.total_seconds()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Event()  # set whenever a handler finishes
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain (bounded by the grace period)."""
+        slots = asyncio.Semaphore(self._concurrency)
+        handlers: set[asyncio.Task[None]] = set()
+        async with asyncio.TaskGroup() as group:
+            try:
+                while not stop.is_set():
+                    taken = await self._take_slots(slots, stop)
+                    messages = await self._receive(taken, stop)
+                    for _ in range(taken - len(messages)):
+                        slots.release()
+                    for message in messages:
+                        handler = group.create_task(self._handle(message, slots))
+                        handlers.add(handler)
+                        handler.add_done_callback(handlers.discard)
+            finally:
+                await self._drain(handlers)
+
+    async def _take_slots(self, slots: asyncio.Semaphore, stop: asyncio.Event) -> int:
+        """Wait for one free slot (or ``stop``), then take as many more as are free, up to a batch."""
+        if not await _unless_stopped(slots.acquire(), stop):
+            return 0
+        taken = 1
+        while taken < _MAX_BATCH and not slots.locked():
+            await slots.acquire()
+            taken += 1
+        return taken
+
+    async def _receive(self, batch: int, stop: asyncio.Event) -> list[QueueMessage]:
+        if batch == 0:
+            return []
         try:
-            while not stop.is_set():
-                while len(self._in_flight) >= self._concurrency:
-                    self._room.clear()
-                    await self._room.wait()
-                batch = min(self._concurrency - len(self._in_flight), _MAX_BATCH)
-                try:
-                    messages = await self._receive_unless_stopped(batch, stop)
-                except Exception:
-                    # The queue is down (or flaky): keep trying, never let the worker die.
-                    log.exception("receiving events failed; retrying")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=_RETRY_DELAY)
-                    continue
-                for message in messages:
-                    task = asyncio.create_task(self._handle(message))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._finished)
-        finally:
-            await self._drain()
+            received = await _unless_stopped(self._queue.receive(batch, self._wait, self._visibility), stop)
+        except Exception:
+            # The queue is down (or flaky): keep trying, never let the worker die.
+            log.exception("receiving events failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_RETRY_DELAY)
+            return []
+        return received or []
 
-    async def _receive_unless_stopped(self, batch: int, stop: asyncio.Event) -> list[QueueMessage]:
-        receiving = asyncio.ensure_future(self._queue.receive(batch, self._wait, self._visibility))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if receiving.done():
-            return receiving.result()
-        receiving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiving
-        return []
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._room.set()
-        if not task.cancelled() and task.exception() is not None:  # pragma: no cover - _handle catches all
-            log.error("event handler crashed", exc_info=task.exception())
-
-    async def _drain(self) -> None:
-        if not self._in_flight:
+    async def _drain(self, handlers: set[asyncio.Task[None]]) -> None:
+        if not handlers:
             return
-        log.info("waiting for in-flight events", count=len(self._in_flight))
-        _, unfinished = await asyncio.wait(set(self._in_flight), timeout=self._grace)
-        for task in unfinished:
-            task.cancel()
-        if unfinished:
-            await asyncio.wait(unfinished)
+        log.info("waiting for in-flight events", count=len(handlers))
+        _, unfinished = await asyncio.wait(set(handlers), timeout=self._grace)
+        for handler in unfinished:
+            handler.cancel()
 
-    async def _handle(self, message: QueueMessage) -> None:
-        keep_hidden = asyncio.create_task(self._keep_hidden(message))
+    async def _handle(self, message: QueueMessage, slots: asyncio.Semaphore) -> None:
         try:
-            events = chunks_in_event(message.body)
-            for event in events:
-                await self._finalizer.on_chunk_stored(event)
+            async with kept_renewed(
+                lambda: self._extend(message), every=self._visibility / 2, what="message visibility", id=message.id
+            ):
+                for event in chunks_in_event(message.body):
+                    await self._finalizer.on_chunk_stored(event)
+            await self._queue.delete(message.receipt)
         except MalformedEvent as exc:
             log.warning("malformed event left for the dead-letter queue", message_id=message.id, reason=str(exc))
             return
@@ -112,16 +112,27 @@ class EventWorker:
                 await self._queue.extend_visibility(message.receipt, 0)
             raise
         except Exception:
+            # Never let one message end the worker: it comes back after its visibility timeout.
             log.exception("event handling failed; it will be retried", message_id=message.id)
-            return
         finally:
-            keep_hidden.cancel()
-        await self._queue.delete(message.receipt)
+            slots.release()
 
-    async def _keep_hidden(self, message: QueueMessage) -> None:
-        while True:
-            await asyncio.sleep(self._visibility / 2)
-            try:
-                await self._queue.extend_visibility(message.receipt, self._visibility)
-            except Exception:
-                log.exception("could not extend message visibility", message_id=message.id)
+    async def _extend(self, message: QueueMessage) -> bool:
+        await self._queue.extend_visibility(message.receipt, self._visibility)
+        return True
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or ``None`` if ``stop`` is set first (``work`` is then cancelled)."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if working.done():
+        return working.result()
+    working.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await working
+    return None

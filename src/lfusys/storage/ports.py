@@ -1,64 +1,41 @@
 """The in-process interfaces between domain code and storage backends.
 
-Domain modules depend only on these Protocols and records; each backend (``storage/local`` now,
-``storage/aws`` later) provides adapters that pass the shared contract tests in
-``tests/contract``.
+Domain modules depend only on these Protocols; their records live with their domain
+(``auth/records.py``, ``sessions/records.py``, ``files/records.py``). Every backend (``storage/local``,
+``storage/memory``, later ``storage/aws``) provides adapters that pass the shared contract suites in
+``tests/contract``. The shapes follow the strictest backend, S3 and DynamoDB:
+
+- a chunk is stored "first writer wins" (S3: ``PutObject`` with ``If-None-Match: *``, then the stored
+  SHA-256 checksum tells a repeat from a conflict);
+- a file is assembled like an S3 multipart upload (start, copy each chunk in as a part and keep its
+  ETag, complete from the kept ETags, or abort), so another worker can resume it;
+- quota is a conditional reserve/release on a per-owner usage record, not a sum;
+- one record per chunk, listed in pages;
+- sweeps are driven by metadata with limits, and reads never write.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import msgspec
 
+from lfusys.auth.records import RefreshOutcome, RefreshToken, User
+from lfusys.files.ranges import ByteRange
+from lfusys.files.records import FilePage, FileRecord
+from lfusys.files.signing import SignedLinks
+from lfusys.sessions.records import StoredChunk, UploadSession
 
-class EmailTaken(Exception):
-    """Raised by :meth:`UserStore.create` when the (normalised) email already has an account."""
-
-
-class User(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    email: str
-    """Normalised (lower-case) address; unique across users."""
-    name: str
-    password_hash: str | None
-    """``None`` for accounts that only sign in through an OAuth provider."""
-    created_at: datetime
-
-    @property
-    def providers(self) -> tuple[str, ...]:
-        return ("password",) if self.password_hash is not None else ()
-
-
-class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
-    jti: str
-    family_id: str
-    user_id: str
-    expires_at: datetime
-
-
-class RefreshOutcome(enum.Enum):
-    """What happened when a refresh token was presented for rotation."""
-
-    ROTATED = "rotated"
-    """It was current: it is now spent and the caller may issue its successor."""
-    RECENTLY_ROTATED = "recently_rotated"
-    """It was rotated within the grace window (two tabs, a lost response): the caller may issue
-    another successor, and the family stays valid."""
-    REUSED = "reused"
-    """It had been rotated before the grace window: somebody replayed it."""
-    REVOKED = "revoked"
-    """Its family was revoked (logout or an earlier replay)."""
-    UNKNOWN = "unknown"
-    """No such token was ever issued here."""
+# --- accounts ------------------------------------------------------------------------------------
 
 
 class UserStore(Protocol):
     async def create(self, user: User) -> None:
-        """Insert ``user``; raise :class:`EmailTaken` if its email exists (one winner under races)."""
+        """Insert ``user``; raise :class:`~lfusys.auth.records.EmailTaken` if its email exists (one
+        winner under races)."""
         ...
 
     async def get(self, user_id: str) -> User | None: ...
@@ -87,98 +64,11 @@ class TokenStore(Protocol):
     async def is_family_active(self, family_id: str) -> bool: ...
 
 
-# --- uploads and files ----------------------------------------------------------------------
-
-
-class UploadStatus(enum.StrEnum):
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    FINALIZING = "finalizing"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    FAILED = "failed"
-
-    @property
-    def accepts_chunks(self) -> bool:
-        return self in {UploadStatus.PENDING, UploadStatus.IN_PROGRESS}
-
-    @property
-    def finished(self) -> bool:
-        return self in {
-            UploadStatus.COMPLETED,
-            UploadStatus.CANCELLED,
-            UploadStatus.EXPIRED,
-            UploadStatus.FAILED,
-        }
-
-
-class UploadSession(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    owner_id: str
-    file_name: str
-    file_type: str
-    file_size: int
-    chunk_size: int
-    total_chunks: int
-    status: UploadStatus
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime
-    stored_chunks: int = 0
-    """Chunks whose bytes are stored and verified (what the user sees as progress)."""
-    recorded_chunks: int = 0
-    """Chunks whose storage event the worker has recorded (what finalization waits for)."""
-    file_id: str | None = None
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    finalize_attempts: int = 0
-    """How many times finalization was claimed (each takeover of a lapsed lease counts)."""
-    failure_reason: str | None = None
-    """Why the session is ``failed``, in a few words a user can read."""
-
-    def chunk_length(self, n: int) -> int:
-        """The exact byte length chunk ``n`` (1-based) must have."""
-        if n < self.total_chunks:
-            return self.chunk_size
-        return self.file_size - self.chunk_size * (self.total_chunks - 1)
-
-
-class StoredChunk(msgspec.Struct, frozen=True, kw_only=True):
-    n: int
-    sha256: str | None
-    """Lower-case hex SHA-256, known once the chunk was accepted through the API."""
-    recorded: bool
-
-
-class FileRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    owner_id: str
-    upload_id: str
-    name: str
-    type: str
-    size: int
-    checksum: str
-    """SHA-256 (hex) of the concatenated SHA-256 digests of the chunks, in order."""
-    created_at: datetime
-
-
-class FilePage(msgspec.Struct, frozen=True, kw_only=True):
-    files: list[FileRecord]
-    next_cursor: str | None
-
-
-class QuotaExceeded(Exception):
-    """Raised by :meth:`UploadStore.create` when the owner's usage would pass the quota."""
-
-    def __init__(self, used: int, quota: int) -> None:
-        super().__init__(f"{used} of {quota} bytes used")
-        self.used = used
-        self.quota = quota
+# --- upload sessions and files -------------------------------------------------------------------
 
 
 class UploadStore(Protocol):
-    """Upload sessions and their chunk sets, with the conditional steps of the lifecycle.
+    """Upload sessions and their per-chunk records, with the conditional steps of the lifecycle.
 
     Each owner has a usage record: the declared size of every unfinished session plus the size of
     every file. Creating a session reserves its size in the same atomic step as the insert; a
@@ -187,8 +77,9 @@ class UploadStore(Protocol):
     """
 
     async def create(self, session: UploadSession, quota: int | None) -> None:
-        """Insert ``session`` and reserve its size; raise :class:`QuotaExceeded` (and store
-        nothing) if the owner's usage would then exceed ``quota`` (``None``: no limit)."""
+        """Insert ``session`` and reserve its size; raise
+        :class:`~lfusys.sessions.records.QuotaExceeded` (and store nothing) if the owner's usage would
+        then exceed ``quota`` (``None``: no limit)."""
         ...
 
     async def get(self, upload_id: str) -> UploadSession | None: ...
@@ -201,8 +92,10 @@ class UploadStore(Protocol):
         """Bytes the owner holds: unfinished sessions' declared sizes plus files."""
         ...
 
-    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
-        """Remember the verified hash of stored chunk ``n`` (first hash wins)."""
+    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> UploadSession | None:
+        """Remember the verified hash of stored chunk ``n`` (first hash wins), if the session still
+        accepts chunks and has not expired by ``now``; return the session as it is afterwards
+        (``None`` if there is none), so the caller learns in the same step whether it has ended."""
         ...
 
     async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
@@ -213,7 +106,9 @@ class UploadStore(Protocol):
         """
         ...
 
-    async def list_chunks(self, upload_id: str) -> list[StoredChunk]: ...
+    async def list_chunks(self, upload_id: str, after: int = 0, limit: int = 1000) -> list[StoredChunk]:
+        """Up to ``limit`` chunk records with ``n > after``, ascending (page on with the last ``n``)."""
+        ...
 
     async def claim_finalize(
         self, upload_id: str, worker: str, now: datetime, lease_until: datetime
@@ -230,6 +125,15 @@ class UploadStore(Protocol):
 
     async def release_lease(self, upload_id: str, worker: str, now: datetime) -> None:
         """Let ``worker``'s lease lapse at once, so a retry can take the session over without waiting."""
+        ...
+
+    async def set_assembly(self, upload_id: str, worker: str, assembly_id: str | None) -> bool:
+        """Keep the id of the file's assembly on the session (``None`` forgets it, and every part
+        recorded for it), if ``worker`` holds the lease."""
+        ...
+
+    async def record_parts(self, upload_id: str, parts: list[Part]) -> None:
+        """Keep the ETag of each chunk copied into the assembly (part ``n`` is chunk ``n``)."""
         ...
 
     async def fail(self, upload_id: str, worker: str, reason: str, now: datetime) -> bool:
@@ -287,27 +191,7 @@ class FileStore(Protocol):
         ...
 
 
-class MetadataStore(Protocol):
-    """The bundle of metadata stores one backend provides, plus its health check."""
-
-    @property
-    def users(self) -> UserStore: ...
-
-    @property
-    def tokens(self) -> TokenStore: ...
-
-    @property
-    def uploads(self) -> UploadStore: ...
-
-    @property
-    def files(self) -> FileStore: ...
-
-    async def ping(self) -> None:
-        """Raise if the store cannot serve requests."""
-        ...
-
-
-# --- bytes -----------------------------------------------------------------------------------
+# --- bytes ---------------------------------------------------------------------------------------
 
 
 class ChunkSizeMismatch(Exception):
@@ -356,14 +240,20 @@ class ChunkWrongSize(Exception):
         self.n = n
 
 
-class ByteRange(msgspec.Struct, frozen=True):
-    start: int
-    end: int
-    """Inclusive, as in HTTP ``Range``."""
+class AssemblyLost(Exception):
+    """The assembly named by an id is gone (an S3 multipart upload aborted or expired): start anew."""
 
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
+
+class Part(msgspec.Struct, frozen=True):
+    number: int
+    etag: str
+
+
+class ChunkSpan(msgspec.Struct, frozen=True):
+    """Chunk ``n`` and the exact length it must have."""
+
+    n: int
+    size: int
 
 
 class BlobStore(Protocol):
@@ -375,7 +265,8 @@ class BlobStore(Protocol):
 
     async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         """Stream ``body`` into chunk ``n``, atomically and only if it is exactly ``size`` bytes
-        with SHA-256 ``sha256``. Returns ``False`` if that very chunk was already stored.
+        with SHA-256 ``sha256``. The first writer wins: returns ``False`` if that very chunk was
+        already stored.
 
         Raises :class:`ChunkSizeMismatch`, :class:`ChunkHashMismatch`, :class:`ChunkConflict`,
         :class:`StorageFull` or :class:`UploadRemoved`; nothing is stored then.
@@ -383,40 +274,64 @@ class BlobStore(Protocol):
         ...
 
     async def chunk_sha256(self, upload_id: str, n: int) -> str:
-        """Hash a stored chunk (used when its hash was not recorded); :class:`ChunkMissing` if absent."""
+        """The SHA-256 of a stored chunk (used when its hash was not recorded); :class:`ChunkMissing`."""
         ...
 
     async def list_chunks(self, upload_id: str) -> list[int]:
-        """The chunk numbers stored for ``upload_id``."""
+        """The chunk numbers stored for ``upload_id``, ascending."""
         ...
 
     async def delete_chunk(self, upload_id: str, n: int) -> None:
         """Delete one chunk, if it is there."""
         ...
 
-    async def assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
-        """Make ``files/{file_id}`` from the chunks of a ``file_size``-byte file cut into ``chunk_size``
-        pieces and return its size. Idempotent.
+    async def delete_upload(self, upload_id: str) -> None:
+        """Delete every chunk of ``upload_id`` (the ``uploads/{upload_id}/`` prefix)."""
+        ...
 
-        Raises :class:`ChunkMissing` or :class:`ChunkWrongSize` (permanent: retrying cannot help).
+    # Assembly, shaped like an S3 multipart upload. Every step may be repeated, by any worker.
+
+    async def start_assembly(self, file_id: str) -> str:
+        """Begin assembling ``files/{file_id}``; return the assembly's id."""
+        ...
+
+    async def copy_parts(self, file_id: str, assembly_id: str, upload_id: str, chunks: list[ChunkSpan]) -> list[Part]:
+        """Copy each chunk of ``upload_id`` into the assembly as the part of the same number (as many
+        at once as the backend does well); return the parts in the order given.
+
+        Raises :class:`ChunkMissing`, :class:`ChunkWrongSize` (a chunk of another length than its
+        span says) or :class:`AssemblyLost`.
         """
         ...
 
-    async def file_size(self, file_id: str) -> int | None: ...
+    async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
+        """Make ``files/{file_id}`` from ``parts`` (every part, in order) and return its size.
+
+        Raises :class:`AssemblyLost` unless the file is already complete.
+        """
+        ...
+
+    async def abort_assembly(self, file_id: str, assembly_id: str) -> None:
+        """Throw away an unfinished assembly and its parts (harmless if it is already gone)."""
+        ...
+
+    async def file_size(self, file_id: str) -> int | None:
+        """The size of a complete file, or ``None`` if there is none."""
+        ...
 
     def read_file(self, file_id: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
         """Stream a file (or one range of it)."""
         ...
 
+    async def download_url(self, file_id: str, file_name: str, file_type: str, expires_at: datetime) -> str:
+        """A URL that serves the file's bytes as ``file_name`` until ``expires_at``, to anyone holding it
+        (S3: a presigned GET; the local stores: the app's own signed content URL, relative)."""
+        ...
+
     async def delete_file(self, file_id: str) -> None: ...
 
-    async def delete_upload(self, upload_id: str) -> None:
-        """Delete every chunk of ``upload_id`` (the ``uploads/{upload_id}/`` prefix)."""
-        ...
 
-    async def upload_prefixes(self) -> list[str]:
-        """Upload ids that have objects under ``uploads/`` (for sweeping orphans)."""
-        ...
+# --- storage events ------------------------------------------------------------------------------
 
 
 class QueueMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -426,19 +341,96 @@ class QueueMessage(msgspec.Struct, frozen=True, kw_only=True):
     receive_count: int
 
 
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    body: str
+    receive_count: int
+    dead_at: float
+    """Unix time."""
+
+
 class EventQueue(Protocol):
     """At-least-once queue of storage events (SQS semantics)."""
+
+    async def send(self, body: str) -> None:
+        """Put a message on the queue (S3 sends chunk events by itself; the local stores call this)."""
+        ...
 
     async def receive(self, max_messages: int, wait_seconds: float, visibility_timeout: float) -> list[QueueMessage]:
         """Long-poll for up to ``max_messages``; each stays hidden for ``visibility_timeout``.
 
         A message received more than the configured maximum number of times goes to the
-        dead-letter store instead of being returned.
+        dead-letter store instead of being returned. A receive that is cancelled (a worker stopping)
+        leaves no message hidden: whatever it had taken is visible again at once.
         """
         ...
 
     async def delete(self, receipt: str) -> None: ...
 
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
-        """Keep a message hidden for another ``seconds`` from now."""
+        """Keep a message hidden for another ``seconds`` from now (0: visible again at once)."""
         ...
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """Messages that were given up on, oldest first."""
+        ...
+
+
+# --- short-lived shared state --------------------------------------------------------------------
+
+
+class WindowCount(msgspec.Struct, frozen=True):
+    count: int
+    """Events in the current window, this one included."""
+    resets_in: timedelta
+    """Until the window ends and the count starts again."""
+
+
+class KV(Protocol):
+    """Small values with lifetimes, shared by every process of a deployment (rate limits, caches,
+    one-time state). Keys are plain strings chosen by the caller."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: timedelta) -> None: ...
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        """Store ``value`` only if ``key`` holds nothing; ``True`` if this call stored it."""
+        ...
+
+    async def get_and_delete(self, key: str) -> bytes | None:
+        """Take the value away: of concurrent callers, exactly one gets it."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def hit(self, key: str, window: timedelta) -> WindowCount:
+        """Count one more event in the fixed window that started with the key's first event (the
+        counter and its expiry are set in one atomic step)."""
+        ...
+
+
+# --- the bundle ----------------------------------------------------------------------------------
+
+HealthCheck = Callable[[], Awaitable[None]]
+"""Returns if a dependency answers, raises otherwise."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backend:
+    """Everything one backend provides, as :func:`lfusys.storage.backend.open_backend` hands it out."""
+
+    name: str
+    description: str
+    """What the backend keeps where, in a line, said at start-up."""
+    users: UserStore
+    tokens: TokenStore
+    uploads: UploadStore
+    files: FileStore
+    blobs: BlobStore
+    queue: EventQueue
+    kv: KV
+    links: SignedLinks | None
+    """The app's own signed download links, when the app serves the bytes itself."""
+    checks: Mapping[str, HealthCheck]
+    """One check per dependency, by the name readiness reports it under."""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from lfusys.auth.passwords import Passwords
+from lfusys.auth.records import User
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, PASSWORD, csrf_headers, login, register
+from tests.support import API, BASE_URL, PASSWORD, csrf_headers, login, register, services_of
 
 Client = AsyncTestClient[Litestar]
 
@@ -75,15 +75,12 @@ async def test_login_over_https_uses_secure_host_prefixed_cookies(app_factory: A
         ("oauth@example.com", PASSWORD),  # account without a password
     ],
 )
-async def test_every_login_failure_is_the_same_401(
-    client: Client, settings_db: Path, email: str, password: str
-) -> None:
+async def test_every_login_failure_is_the_same_401(client: Client, email: str, password: str) -> None:
     await register(client, "ada@example.com")
-    with sqlite3.connect(settings_db) as db:
-        db.execute(
-            "INSERT INTO users (id, email, name, password_hash, created_at)"
-            " VALUES ('oauth-user', 'oauth@example.com', 'O', NULL, '2026-01-01T00:00:00+00:00')"
-        )
+    oauth_only = User(
+        id="oauth-user", email="oauth@example.com", name="O", password_hash=None, created_at=datetime.now(UTC)
+    )
+    await services_of(client).backend.users.create(oauth_only)
 
     response = await login(client, email, password)
 
@@ -115,18 +112,24 @@ async def test_unknown_email_costs_one_password_verification_like_a_wrong_passwo
     assert calls[1] is not None
 
 
-async def test_login_rehashes_when_argon2_parameters_change(app_factory: AppFactory, settings_db: Path) -> None:
+async def password_hash(client: Client, email: str) -> str:
+    user = await services_of(client).backend.users.get_by_email(email)
+    assert user is not None
+    assert user.password_hash is not None
+    return user.password_hash
+
+
+@pytest.mark.local_only("the restarted app finds the account only where the local backend keeps it, on disk")
+async def test_login_rehashes_when_argon2_parameters_change(app_factory: AppFactory) -> None:
     async with AsyncTestClient(app_factory(argon2_time_cost=1), base_url=BASE_URL) as client:
         await register(client, "ada@example.com")
-    with sqlite3.connect(settings_db) as db:
-        (old_hash,) = db.execute("SELECT password_hash FROM users").fetchone()
+        old_hash = await password_hash(client, "ada@example.com")
     assert "t=1" in old_hash
 
     async with AsyncTestClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:
         assert (await login(client, "ada@example.com")).status_code == 200
+        new_hash = await password_hash(client, "ada@example.com")
 
-    with sqlite3.connect(settings_db) as db:
-        (new_hash,) = db.execute("SELECT password_hash FROM users").fetchone()
     assert new_hash != old_hash
     assert "t=2" in new_hash
     async with AsyncTestClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:

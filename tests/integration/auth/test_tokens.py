@@ -19,16 +19,33 @@ from litestar.testing import AsyncTestClient
 from lfusys.auth.tokens import TokenCodec, TokenType
 from lfusys.settings import Settings
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, FakeClock, csrf_headers, login, signed_in
+from tests.support import API, BASE_URL, FakeClock, csrf_headers, login, make_settings, signed_in
 
 Client = AsyncTestClient[Litestar]
 ACCESS = "lfusys_access"
 REFRESH = "lfusys_refresh"
+SECRETS = {"jwt_access": "a" * 64, "jwt_refresh": "r" * 64}
+"""The server's token secrets, given to it as settings so the test knows them on every backend (the
+local backend's own generated ones: tests/integration/storage/local/test_data_dir.py)."""
+
+
+@pytest.fixture
+def settings(data_dir: Path, backend_name: str) -> Settings:
+    return make_settings(
+        data_dir,
+        backend=backend_name,
+        jwt_access_secret=SECRETS["jwt_access"],
+        jwt_refresh_secret=SECRETS["jwt_refresh"],
+    )
 
 
 def stored_keys(settings: Settings) -> dict[str, str]:
-    keys: dict[str, str] = json.loads(Path(settings.secrets_path).read_text())
-    return keys
+    """The secrets ``settings`` give the server."""
+    assert (settings.auth.jwt_access_secret, settings.auth.jwt_refresh_secret) == (
+        SECRETS["jwt_access"],
+        SECRETS["jwt_refresh"],
+    )
+    return SECRETS
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -4,8 +4,6 @@ content URL with its headers, Range support and refusals."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,10 +15,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from lfusys.files.signing import DownloadSigner
-from lfusys.keys import load_or_create_keys
-from lfusys.settings import Settings
-from lfusys.storage.local.database import db_time
+from lfusys.files.records import FileRecord
 from tests.conftest import AppFactory
 from tests.support import (
     API,
@@ -30,6 +25,7 @@ from tests.support import (
     chunks_of,
     csrf_headers,
     put_chunk,
+    services_of,
     signed_in,
     start_upload,
     wait_for_status,
@@ -102,29 +98,35 @@ async def _content_path(client: httpx.AsyncClient, file_id: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-def _signed_query(settings: Settings, file_id: str, expires: int) -> str:
+def _signed_query(client: Client, file_id: str, expires: int) -> str:
     """A link signed with the server's own key, for an expiry of the test's choosing."""
-    signer = DownloadSigner(load_or_create_keys(settings).download_signing)
-    return urlencode({"expires": expires, "signature": signer.signature(file_id, expires)})
+    links = services_of(client).backend.links
+    assert links is not None  # the local and memory backends' bytes are served by the app
+    return urlencode({"expires": expires, "signature": links.signature(file_id, expires)})
 
 
-def _insert_files(settings: Settings, owner_id: str, count: int, *, same_time: bool = False) -> list[str]:
-    """File rows (no bytes), oldest first (or all created at one instant); enough for listing tests."""
+async def _insert_files(client: Client, owner_id: str, count: int, *, same_time: bool = False) -> list[str]:
+    """File records (no bytes), oldest first (or all created at one instant); enough for listing tests."""
     start = datetime.now(UTC) - timedelta(days=1)
     ids = [uuid.uuid4().hex for _ in range(count)]
-    rows = [
-        (file_id, owner_id, uuid.uuid4().hex, f"f{i}", "text/plain", 1, "0" * 64, db_time(start + timedelta(seconds=i)))
-        for i, file_id in enumerate(ids)
-    ]
-    if same_time:
-        rows = [(*row[:-1], db_time(start)) for row in rows]
-    with contextlib.closing(sqlite3.connect(settings.database_path, timeout=10)) as connection, connection:
-        connection.executemany(
-            "INSERT INTO files (id, owner_id, upload_id, name, type, size, checksum, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+    for i, file_id in enumerate(ids):
+        record = FileRecord(
+            id=file_id,
+            owner_id=owner_id,
+            upload_id=uuid.uuid4().hex,
+            name=f"f{i}",
+            type="text/plain",
+            size=1,
+            checksum="0" * 64,
+            created_at=start if same_time else start + timedelta(seconds=i),
         )
+        await services_of(client).backend.files.create_if_absent(record)
     return ids
+
+
+async def _stored_size(client: Client, file_id: str) -> int | None:
+    """The size of the file's bytes in the blob store (``None``: none stored)."""
+    return await services_of(client).backend.blobs.file_size(file_id)
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -153,10 +155,8 @@ async def test_files_are_listed_newest_first_with_their_metadata(client: Client,
     assert response.json()["next_cursor"] is None
 
 
-async def test_pages_follow_each_other_without_gaps_or_repeats(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
-    ids = _insert_files(settings, user["id"], 5)
+async def test_pages_follow_each_other_without_gaps_or_repeats(client: Client, user: dict[str, Any]) -> None:
+    ids = await _insert_files(client, user["id"], 5)
 
     pages: list[list[str]] = []
     cursor: str | None = None
@@ -172,10 +172,8 @@ async def test_pages_follow_each_other_without_gaps_or_repeats(
     assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:5]]
 
 
-async def test_files_created_at_the_same_instant_are_each_listed_once(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
-    ids = _insert_files(settings, user["id"], 4, same_time=True)
+async def test_files_created_at_the_same_instant_are_each_listed_once(client: Client, user: dict[str, Any]) -> None:
+    ids = await _insert_files(client, user["id"], 4, same_time=True)
 
     seen: list[str] = []
     cursor: str | None = None
@@ -191,10 +189,8 @@ async def test_files_created_at_the_same_instant_are_each_listed_once(
     assert len(seen) == len(set(seen))
 
 
-async def test_a_page_that_exactly_ends_the_list_has_no_next_cursor(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
-    _insert_files(settings, user["id"], 4)
+async def test_a_page_that_exactly_ends_the_list_has_no_next_cursor(client: Client, user: dict[str, Any]) -> None:
+    await _insert_files(client, user["id"], 4)
 
     first = (await client.get(f"{API}/files", params={"limit": 2})).json()
     second = (await client.get(f"{API}/files", params={"limit": 2, "cursor": first["next_cursor"]})).json()
@@ -204,10 +200,8 @@ async def test_a_page_that_exactly_ends_the_list_has_no_next_cursor(
     assert second["next_cursor"] is None
 
 
-async def test_the_default_page_holds_20_files_and_the_largest_100(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
-    _insert_files(settings, user["id"], 101)
+async def test_the_default_page_holds_20_files_and_the_largest_100(client: Client, user: dict[str, Any]) -> None:
+    await _insert_files(client, user["id"], 101)
 
     default = (await client.get(f"{API}/files")).json()
     largest = (await client.get(f"{API}/files", params={"limit": 100})).json()
@@ -267,10 +261,8 @@ async def test_a_cursor_that_decodes_to_deep_or_huge_json_is_refused(
     assert response.json() == {"error": "cursor: not a cursor from a previous page"}
 
 
-async def test_another_users_files_are_never_listed(
-    client: Client, user: dict[str, Any], intruder: Client, settings: Settings
-) -> None:
-    _insert_files(settings, user["id"], 3)
+async def test_another_users_files_are_never_listed(client: Client, user: dict[str, Any], intruder: Client) -> None:
+    await _insert_files(client, user["id"], 3)
     cursor = (await client.get(f"{API}/files", params={"limit": 1})).json()["next_cursor"]
 
     listed = (await intruder.get(f"{API}/files")).json()
@@ -322,9 +314,7 @@ async def test_an_unknown_file_id_says_file_not_found(client: Client, user: dict
     assert response.json() == {"error": "file not found"}
 
 
-async def test_the_download_link_is_signed_and_expires_in_an_hour(
-    client: Client, settings: Settings, file_id: str
-) -> None:
+async def test_the_download_link_is_signed_and_expires_in_an_hour(client: Client, file_id: str) -> None:
     link = await _link(client, file_id)
 
     assert set(link) == {"url", "file_name", "file_type", "expires_in_seconds"}
@@ -352,16 +342,14 @@ async def test_the_download_link_works_on_any_host_the_server_is_reached_on(app_
     assert content.content == b"abc"
 
 
-async def test_another_users_file_is_not_found_and_left_alone(
-    client: Client, file_id: str, intruder: Client, settings: Settings
-) -> None:
+async def test_another_users_file_is_not_found_and_left_alone(client: Client, file_id: str, intruder: Client) -> None:
     metadata = await intruder.get(f"{API}/files/{file_id}")
     link = await intruder.get(f"{API}/files/{file_id}/download")
     deleted = await intruder.delete(f"{API}/files/{file_id}", headers=await csrf_headers(intruder))
 
     assert [metadata.status_code, link.status_code, deleted.status_code] == [404, 404, 404]
     assert (await client.get(f"{API}/files/{file_id}")).status_code == 200
-    assert (settings.blob_root / "files" / file_id).is_dir()
+    assert await _stored_size(client, file_id) == SIZE
     assert (await client.get(await _content_path(client, file_id))).content == DATA
 
 
@@ -576,11 +564,11 @@ async def test_a_link_for_one_file_does_not_open_another(client: Client, file_id
     assert response.status_code == 403
 
 
-async def test_an_expired_link_is_forbidden(client: Client, file_id: str, stranger: Client, settings: Settings) -> None:
+async def test_an_expired_link_is_forbidden(client: Client, file_id: str, stranger: Client) -> None:
     an_hour_ago = int(datetime.now(UTC).timestamp()) - 3600
-    assert (await stranger.get(f"{API}/files/{file_id}/content?{_signed_query(settings, file_id, 10**10)}")).is_success
+    assert (await stranger.get(f"{API}/files/{file_id}/content?{_signed_query(client, file_id, 10**10)}")).is_success
 
-    response = await stranger.get(f"{API}/files/{file_id}/content?{_signed_query(settings, file_id, an_hour_ago)}")
+    response = await stranger.get(f"{API}/files/{file_id}/content?{_signed_query(client, file_id, an_hour_ago)}")
 
     assert response.status_code == 403
     assert response.json() == {"error": "download link expired"}
@@ -599,9 +587,9 @@ async def test_a_link_missing_its_expiry_or_signature_is_refused(
     assert DATA[:16] not in response.content
 
 
-async def test_a_genuine_link_to_a_missing_file_is_not_found(stranger: Client, settings: Settings) -> None:
+async def test_a_genuine_link_to_a_missing_file_is_not_found(client: Client, stranger: Client) -> None:
     missing = uuid.uuid4().hex
-    query = _signed_query(settings, missing, int(datetime.now(UTC).timestamp()) + 600)
+    query = _signed_query(client, missing, int(datetime.now(UTC).timestamp()) + 600)
 
     response = await stranger.get(f"{API}/files/{missing}/content?{query}")
 
@@ -612,17 +600,16 @@ async def test_a_genuine_link_to_a_missing_file_is_not_found(stranger: Client, s
 # --- delete ----------------------------------------------------------------------------------
 
 
-async def test_deleting_a_file_removes_its_row_and_bytes(
-    client: Client, file_id: str, stranger: Client, settings: Settings
-) -> None:
+async def test_deleting_a_file_removes_its_row_and_bytes(client: Client, file_id: str, stranger: Client) -> None:
     path = await _content_path(client, file_id)
-    assert (settings.blob_root / "files" / file_id).is_dir()
+    assert await _stored_size(client, file_id) == SIZE
 
     response = await client.delete(f"{API}/files/{file_id}", headers=await csrf_headers(client))
 
     assert response.status_code == 204
     assert response.content == b""
-    assert not (settings.blob_root / "files" / file_id).exists()
+    assert await _stored_size(client, file_id) is None
+    assert await services_of(client).backend.files.get(file_id) is None
     assert (await client.get(f"{API}/files/{file_id}")).status_code == 404
     assert (await client.get(f"{API}/files/{file_id}/download")).status_code == 404
     assert (await client.get(f"{API}/files")).json() == {"files": [], "next_cursor": None}
@@ -638,20 +625,20 @@ async def test_deleting_a_file_twice_is_not_found_the_second_time(client: Client
     assert (first.status_code, second.status_code) == (204, 404)
 
 
-async def test_deleting_one_file_leaves_the_others(client: Client, file_id: str, settings: Settings) -> None:
+async def test_deleting_one_file_leaves_the_others(client: Client, file_id: str) -> None:
     kept = await _upload(client, b"keep me")
 
     await client.delete(f"{API}/files/{file_id}", headers=await csrf_headers(client))
 
     assert [f["id"] for f in (await client.get(f"{API}/files")).json()["files"]] == [kept]
     assert (await client.get(await _content_path(client, kept))).content == b"keep me"
-    assert sorted(p.name for p in (settings.blob_root / "files").iterdir()) == [kept]
+    assert [await _stored_size(client, f) for f in (file_id, kept)] == [None, len(b"keep me")]
 
 
-async def test_deleting_a_file_needs_the_csrf_header(client: Client, file_id: str, settings: Settings) -> None:
+async def test_deleting_a_file_needs_the_csrf_header(client: Client, file_id: str) -> None:
     missing = await client.delete(f"{API}/files/{file_id}")
     wrong = await client.delete(f"{API}/files/{file_id}", headers={"x-csrf-token": "0" * 64})
 
     assert (missing.status_code, wrong.status_code) == (403, 403)
     assert (await client.get(f"{API}/files/{file_id}")).status_code == 200
-    assert (settings.blob_root / "files" / file_id).is_dir()
+    assert await _stored_size(client, file_id) == SIZE

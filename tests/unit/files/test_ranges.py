@@ -6,9 +6,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from lfusys.files.ranges import RangeNotSatisfiable, parse_range
+from lfusys.files.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from lfusys.files.service import content_disposition
-from lfusys.storage.ports import ByteRange
 
 SIZE = 100
 

@@ -230,7 +230,7 @@ def test_large_files_get_the_smallest_whole_mib_chunk_that_fits_in_10000_chunks(
     assert plan.chunk_size % MiB == 0
     assert plan.total_chunks == math.ceil(file_size / plan.chunk_size) <= MAX_CHUNKS
     assert math.ceil(file_size / (plan.chunk_size - MiB)) > MAX_CHUNKS or plan.chunk_size == 8 * MiB
-    assert settings.min_chunk_size <= plan.chunk_size <= settings.max_chunk_size
+    assert settings.uploads.min_chunk_size <= plan.chunk_size <= settings.uploads.max_chunk_size
 
 
 def test_the_largest_allowed_file_fits() -> None:
@@ -248,7 +248,7 @@ def test_a_grown_default_never_exceeds_the_largest_chunk_allowed() -> None:
 
     plan = plan_chunks(1000**4, None, settings)
 
-    assert plan.chunk_size <= settings.max_chunk_size
+    assert plan.chunk_size <= settings.uploads.max_chunk_size
     assert plan.total_chunks <= MAX_CHUNKS
 
 

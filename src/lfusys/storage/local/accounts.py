@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
+from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.local.database import Database, db_time, from_db_time
-from lfusys.storage.ports import EmailTaken, RefreshOutcome, RefreshToken, User
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -63,13 +63,12 @@ class SqliteTokenStore:
         )
 
     async def spend_refresh_token(self, jti: str, now: datetime, grace: timedelta) -> RefreshOutcome:
-        async with self._db.transaction() as connection:
-            async with connection.execute(
+        def spend(connection: sqlite3.Connection) -> RefreshOutcome:
+            row = connection.execute(
                 "SELECT t.rotated_at, f.revoked_at FROM refresh_tokens t"
                 " JOIN token_families f ON f.id = t.family_id WHERE t.jti = ?",
                 (jti,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            ).fetchone()
             if row is None:
                 return RefreshOutcome.UNKNOWN
             if row["revoked_at"] is not None:
@@ -78,8 +77,10 @@ class SqliteTokenStore:
                 if now - from_db_time(row["rotated_at"]) < grace:
                     return RefreshOutcome.RECENTLY_ROTATED
                 return RefreshOutcome.REUSED
-            await connection.execute("UPDATE refresh_tokens SET rotated_at = ? WHERE jti = ?", (db_time(now), jti))
+            connection.execute("UPDATE refresh_tokens SET rotated_at = ? WHERE jti = ?", (db_time(now), jti))
             return RefreshOutcome.ROTATED
+
+        return await self._db.transaction(spend)
 
     async def revoke_family(self, family_id: str, now: datetime) -> None:
         await self._db.execute(

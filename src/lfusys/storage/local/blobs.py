@@ -1,13 +1,15 @@
-"""Filesystem blob store: chunks under ``uploads/``, finished files under ``files/``.
+"""Filesystem blob store: chunks under ``uploads/``, assemblies under ``assembling/``, files under ``files/``.
 
 A chunk is streamed into a temporary file while it is hashed, fsynced, and linked into place, so
 ``uploads/{id}/chunk_{n}`` exists whole or not at all; the first writer of a chunk wins. Hashing and
 writing run in a worker thread (both release the GIL) in blocks of about 1 MiB, overlapping with
-receiving the next block.
+receiving the next block; the rest of a chunk's file work is one hand-off to a thread before the
+body and one after it.
 
-A finished file ``files/{file_id}`` is a directory holding the verified chunk files moved into it
-(``part_000001`` …) and a ``manifest.json`` written last. Assembly therefore costs one rename per
-chunk, not a copy of the bytes, and is idempotent: a rerun finishes whatever moves are missing.
+Assembly follows the S3 multipart shape: an assembly is a folder ``assembling/{file_id}.{id}``; a
+part is a hard link to the verified chunk file (no bytes are copied, and the chunk stays where it
+is until the upload's chunks are deleted); completing writes a ``manifest.json`` and renames the
+folder to ``files/{file_id}`` in one step. A finished file is therefore a folder of parts.
 """
 
 from __future__ import annotations
@@ -22,20 +24,25 @@ import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import structlog
 
+from lfusys.files.ranges import ByteRange
+from lfusys.files.signing import SignedLinks
+from lfusys.storage.objects import checked_id, chunk_key, object_created_event
 from lfusys.storage.ports import (
-    ByteRange,
+    AssemblyLost,
     ChunkConflict,
     ChunkHashMismatch,
     ChunkMissing,
     ChunkSizeMismatch,
+    ChunkSpan,
     ChunkWrongSize,
+    Part,
     StorageFull,
     UploadRemoved,
 )
@@ -43,40 +50,12 @@ from lfusys.storage.ports import (
 log = structlog.get_logger(__name__)
 
 _BLOCK = 1024 * 1024
+_MAX_WRITEV = 512
 _OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT}
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CHUNK_NAME = re.compile(r"^chunk_(\d+)$")
 _MANIFEST = "manifest.json"
 
 EventSink = Callable[[str], Awaitable[None]]
-
-
-def chunk_key(upload_id: str, n: int) -> str:
-    return f"uploads/{upload_id}/chunk_{n}"
-
-
-def s3_object_created_event(bucket: str, key: str, size: int, sequencer: int) -> str:
-    """The JSON S3 sends to SQS for ``s3:ObjectCreated:Put`` (fields the worker reads, and a few more)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "lfusys:local",
-        "awsRegion": "local",
-        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket},
-            "object": {"key": key, "size": size, "sequencer": f"{sequencer:016X}"},
-        },
-    }
-    return json.dumps({"Records": [record]})
-
-
-def _checked(identifier: str) -> str:
-    # Ids are made by the server; refusing anything else keeps every path inside the root.
-    if not _SAFE_ID.match(identifier):
-        raise ValueError(f"invalid object id {identifier!r}")
-    return identifier
 
 
 def _hash_file(path: Path) -> str:
@@ -87,13 +66,6 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _make_durable(fd: int) -> None:
-    os.fsync(fd)
-    # Nothing reads a chunk back soon (assembly only renames it), so its pages need not stay cached:
-    # dropping them keeps a large upload from evicting the rest of the page cache.
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -102,24 +74,39 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _part_name(n: int) -> str:
+    return f"part_{n:06d}"
+
+
 class _ChunkWriter:
-    """Writes and hashes blocks of one chunk in a worker thread, one block in flight at a time."""
+    """Writes and hashes blocks of one chunk in a worker thread, one block in flight at a time.
+
+    A block is the list of body pieces as they arrived: hashed piece by piece and written with one
+    ``writev``, so the bytes are never copied into one buffer first.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.digest = hashlib.sha256()
         self._in_flight: asyncio.Future[None] | None = None
 
-    def _write(self, block: bytes) -> None:
-        self.digest.update(block)
-        view = memoryview(block)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+    def _write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.digest.update(piece)
+        views = [memoryview(piece) for piece in pieces]
+        while views:
+            # A slow client's tiny pieces may outnumber what one writev takes (IOV_MAX, 1024 here).
+            written = os.writev(self.fd, views[:_MAX_WRITEV])
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
 
-    async def submit(self, block: bytes) -> None:
+    async def submit(self, pieces: list[bytes]) -> None:
         await self.drain()
-        self._in_flight = asyncio.ensure_future(anyio.to_thread.run_sync(self._write, block))
+        # The loop's own executor: lighter than anyio's per-call machinery, which counts per block.
+        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, pieces)
 
     async def drain(self) -> None:
         if self._in_flight is not None:
@@ -128,21 +115,25 @@ class _ChunkWriter:
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path, on_object_created: EventSink, bucket: str = "lfusys") -> None:
-        self._root = root
+    def __init__(self, root: Path, on_object_created: EventSink, links: SignedLinks, bucket: str = "lfusys") -> None:
         self._uploads = root / "uploads"
+        self._assembling = root / "assembling"
         self._files = root / "files"
         self._on_object_created = on_object_created
+        self._links = links
         self._bucket = bucket
         self._sequencer = 0
-        for directory in (self._uploads, self._files):
+        for directory in (self._uploads, self._assembling, self._files):
             directory.mkdir(parents=True, exist_ok=True)
 
     def _chunk_path(self, upload_id: str, n: int) -> Path:
-        return self._uploads / _checked(upload_id) / f"chunk_{int(n)}"
+        return self._uploads / checked_id(upload_id) / f"chunk_{int(n)}"
 
     def _file_dir(self, file_id: str) -> Path:
-        return self._files / _checked(file_id)
+        return self._files / checked_id(file_id)
+
+    def _assembly_dir(self, file_id: str, assembly_id: str) -> Path:
+        return self._assembling / f"{checked_id(file_id)}.{checked_id(assembly_id)}"
 
     # --- chunks ------------------------------------------------------------------------------
 
@@ -160,9 +151,9 @@ class LocalBlobStore:
 
     async def _store_chunk(self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
-        await anyio.to_thread.run_sync(lambda: final.parent.mkdir(parents=True, exist_ok=True))
-        fd = await anyio.to_thread.run_sync(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = await anyio.to_thread.run_sync(_open_temporary, temporary)
         writer = _ChunkWriter(fd)
+        committed = False
         try:
             received = await self._receive(body, writer, size)
             if received < size:
@@ -170,18 +161,18 @@ class LocalBlobStore:
             actual = writer.digest.hexdigest()
             if actual != sha256:
                 raise ChunkHashMismatch(actual)
-            await anyio.to_thread.run_sync(_make_durable, fd)
-            return await anyio.to_thread.run_sync(self._link_into_place, temporary, final, sha256)
+            committed = True
+            return await anyio.to_thread.run_sync(_commit_chunk, fd, temporary, final, sha256)
         finally:
-            with contextlib.suppress(Exception):  # the original error is already on its way up
-                await writer.drain()
-            os.close(fd)
-            await anyio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
+            if not committed:
+                with contextlib.suppress(Exception):  # the original error is already on its way up
+                    await writer.drain()
+                await anyio.to_thread.run_sync(_discard_temporary, fd, temporary)
 
     async def _emit_object_created(self, key: str, size: int) -> None:
         self._sequencer += 1
         try:
-            await self._on_object_created(s3_object_created_event(self._bucket, key, size, self._sequencer))
+            await self._on_object_created(object_created_event(self._bucket, key, size, self._sequencer))
         except Exception:
             # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
             log.exception("storage event could not be queued; recovery will record the chunk", key=key)
@@ -198,15 +189,132 @@ class LocalBlobStore:
             pending.append(piece)
             pending_bytes += len(piece)
             if pending_bytes >= _BLOCK:
-                await writer.submit(b"".join(pending))
+                await writer.submit(pending)
                 pending, pending_bytes = [], 0
         if pending:
-            await writer.submit(b"".join(pending))
+            await writer.submit(pending)
         await writer.drain()
         return received
 
-    @staticmethod
-    def _link_into_place(temporary: Path, final: Path, sha256: str) -> bool:
+    async def chunk_sha256(self, upload_id: str, n: int) -> str:
+        try:
+            return await anyio.to_thread.run_sync(_hash_file, self._chunk_path(upload_id, n))
+        except FileNotFoundError:
+            raise ChunkMissing(n) from None
+
+    async def list_chunks(self, upload_id: str) -> list[int]:
+        directory = self._uploads / checked_id(upload_id)
+
+        def scan() -> list[int]:
+            if not directory.is_dir():
+                return []
+            found = (_CHUNK_NAME.match(entry.name) for entry in os.scandir(directory))
+            return sorted(int(match.group(1)) for match in found if match)
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def delete_chunk(self, upload_id: str, n: int) -> None:
+        path = self._chunk_path(upload_id, n)
+        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+    async def delete_upload(self, upload_id: str) -> None:
+        directory = self._uploads / checked_id(upload_id)
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+    # --- assembly ----------------------------------------------------------------------------
+
+    async def start_assembly(self, file_id: str) -> str:
+        assembly_id = secrets.token_hex(8)
+        directory = self._assembly_dir(file_id, assembly_id)
+        await anyio.to_thread.run_sync(directory.mkdir)
+        return assembly_id
+
+    async def copy_parts(self, file_id: str, assembly_id: str, upload_id: str, chunks: list[ChunkSpan]) -> list[Part]:
+        assembly = self._assembly_dir(file_id, assembly_id)
+        sources = [(self._chunk_path(upload_id, chunk.n), chunk) for chunk in chunks]
+        # Links are cheap: all of them in one hand-off to a thread.
+        return await anyio.to_thread.run_sync(
+            lambda: [_link_part(source, assembly / _part_name(chunk.n), chunk) for source, chunk in sources]
+        )
+
+    async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
+        return await anyio.to_thread.run_sync(
+            self._complete, self._assembly_dir(file_id, assembly_id), self._file_dir(file_id), parts
+        )
+
+    def _complete(self, assembly: Path, final: Path, parts: list[Part]) -> int:
+        manifest = _read_manifest(final)
+        if manifest is not None:
+            return int(manifest["size"])
+        if not assembly.is_dir():
+            raise AssemblyLost(f"no assembly at {assembly.name}")
+        sizes = []
+        for number, part in enumerate(parts, start=1):
+            path = assembly / _part_name(part.number)
+            if part.number != number or not path.exists() or _part_etag(path) != part.etag:
+                raise AssemblyLost(f"part {part.number} of {assembly.name} is not the recorded one")
+            sizes.append(path.stat().st_size)
+        size = sum(sizes)
+        part_size = sizes[0] if sizes else 0
+        temporary = assembly / f".{_MANIFEST}.tmp"
+        temporary.write_text(json.dumps({"size": size, "parts": len(parts), "part_size": part_size}))
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, assembly / _MANIFEST)
+        _fsync_dir(assembly)
+        os.rename(assembly, final)
+        _fsync_dir(final.parent)
+        return size
+
+    async def abort_assembly(self, file_id: str, assembly_id: str) -> None:
+        directory = self._assembly_dir(file_id, assembly_id)
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+    # --- files -------------------------------------------------------------------------------
+
+    async def file_size(self, file_id: str) -> int | None:
+        manifest = await anyio.to_thread.run_sync(_read_manifest, self._file_dir(file_id))
+        return int(manifest["size"]) if manifest else None
+
+    async def read_file(self, file_id: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        directory = self._file_dir(file_id)
+        manifest = await anyio.to_thread.run_sync(_read_manifest, directory)
+        if manifest is None:
+            raise FileNotFoundError(file_id)
+        size, part_size = int(manifest["size"]), int(manifest["part_size"])
+        start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
+        position = start
+        while position <= end:
+            index, offset = divmod(position, part_size)
+            length = min(part_size - offset, end - position + 1)
+            async for block in _read_part(directory / _part_name(index + 1), offset, length):
+                yield block
+            position += length
+
+    async def download_url(self, file_id: str, file_name: str, file_type: str, expires_at: datetime) -> str:
+        # The content route reads name and type from the file's record.
+        return self._links.url(checked_id(file_id), expires_at)
+
+    async def delete_file(self, file_id: str) -> None:
+        directory = self._file_dir(file_id)
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+# --- the file work of one chunk, each step one hand-off to a thread ------------------------------------
+
+
+def _open_temporary(temporary: Path) -> int:
+    temporary.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _commit_chunk(fd: int, temporary: Path, final: Path, sha256: str) -> bool:
+    """Make the written chunk durable and link it into place (first writer wins); drop the temporary."""
+    try:
+        os.fsync(fd)
+        # Nothing reads a chunk back soon (assembly only links it), so its pages need not stay
+        # cached: dropping them keeps a large upload from evicting the rest of the page cache.
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         try:
             os.link(temporary, final)
         except FileNotFoundError:
@@ -219,104 +327,42 @@ class LocalBlobStore:
             raise ChunkConflict(f"chunk {final.name} is already stored with different content") from None
         _fsync_dir(final.parent)
         return True
+    finally:
+        _discard_temporary(fd, temporary)
 
-    async def chunk_sha256(self, upload_id: str, n: int) -> str:
+
+def _discard_temporary(fd: int, temporary: Path) -> None:
+    os.close(fd)
+    temporary.unlink(missing_ok=True)
+
+
+def _part_etag(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_ino:x}-{stat.st_size:x}"
+
+
+def _link_part(source: Path, target: Path, chunk: ChunkSpan) -> Part:
+    if not target.parent.is_dir():
+        raise AssemblyLost(f"no assembly at {target.parent.name}")
+    if not target.exists():  # otherwise copied before: a repeat
         try:
-            return await anyio.to_thread.run_sync(_hash_file, self._chunk_path(upload_id, n))
+            os.link(source, target)
+        except FileExistsError:
+            pass
         except FileNotFoundError:
-            raise ChunkMissing(n) from None
+            raise ChunkMissing(chunk.n) from None
+    actual = target.stat().st_size
+    if actual != chunk.size:
+        raise ChunkWrongSize(chunk.n, chunk.size, actual)
+    return Part(chunk.n, _part_etag(target))
 
-    async def delete_chunk(self, upload_id: str, n: int) -> None:
-        path = self._chunk_path(upload_id, n)
-        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
-    async def list_chunks(self, upload_id: str) -> list[int]:
-        directory = self._uploads / _checked(upload_id)
-
-        def scan() -> list[int]:
-            if not directory.is_dir():
-                return []
-            found = (_CHUNK_NAME.match(entry.name) for entry in os.scandir(directory))
-            return sorted(int(match.group(1)) for match in found if match)
-
-        return await anyio.to_thread.run_sync(scan)
-
-    async def delete_upload(self, upload_id: str) -> None:
-        directory = self._uploads / _checked(upload_id)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
-
-    async def upload_prefixes(self) -> list[str]:
-        # Anything else in the folder (lost+found, .DS_Store) is not an upload of ours.
-        def scan() -> list[str]:
-            return sorted(entry.name for entry in os.scandir(self._uploads) if _SAFE_ID.match(entry.name))
-
-        return await anyio.to_thread.run_sync(scan)
-
-    # --- files -------------------------------------------------------------------------------
-
-    async def assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
-        return await anyio.to_thread.run_sync(self._assemble, upload_id, file_id, chunk_size, file_size)
-
-    def _assemble(self, upload_id: str, file_id: str, chunk_size: int, file_size: int) -> int:
-        directory = self._file_dir(file_id)
-        manifest = self._read_manifest(directory)
-        if manifest is not None:
-            return int(manifest["size"])
-        total_chunks = -(-file_size // chunk_size)
-        directory.mkdir(parents=True, exist_ok=True)
-        for n in range(1, total_chunks + 1):
-            source, target = self._chunk_path(upload_id, n), directory / f"part_{n:06d}"
-            try:
-                os.replace(source, target)
-            except FileNotFoundError:
-                if not target.exists():
-                    raise ChunkMissing(n) from None
-        _fsync_dir(directory)
-        size = 0
-        for n in range(1, total_chunks + 1):
-            expected = chunk_size if n < total_chunks else file_size - chunk_size * (total_chunks - 1)
-            actual = (directory / f"part_{n:06d}").stat().st_size
-            if actual != expected:
-                raise ChunkWrongSize(n, expected, actual)
-            size += actual
-        temporary = directory / f".{_MANIFEST}.tmp"
-        temporary.write_text(json.dumps({"size": size, "parts": total_chunks, "part_size": chunk_size}))
-        with temporary.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, directory / _MANIFEST)
-        _fsync_dir(directory)
-        return size
-
-    @staticmethod
-    def _read_manifest(directory: Path) -> dict[str, Any] | None:
-        try:
-            manifest: dict[str, Any] = json.loads((directory / _MANIFEST).read_text())
-        except FileNotFoundError:
-            return None
-        return manifest
-
-    async def file_size(self, file_id: str) -> int | None:
-        manifest = await anyio.to_thread.run_sync(self._read_manifest, self._file_dir(file_id))
-        return int(manifest["size"]) if manifest else None
-
-    async def read_file(self, file_id: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
-        directory = self._file_dir(file_id)
-        manifest = await anyio.to_thread.run_sync(self._read_manifest, directory)
-        if manifest is None:
-            raise FileNotFoundError(file_id)
-        size, part_size = int(manifest["size"]), int(manifest["part_size"])
-        start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
-        position = start
-        while position <= end:
-            index, offset = divmod(position, part_size)
-            length = min(part_size - offset, end - position + 1)
-            async for block in _read_part(directory / f"part_{index + 1:06d}", offset, length):
-                yield block
-            position += length
-
-    async def delete_file(self, file_id: str) -> None:
-        directory = self._file_dir(file_id)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+def _read_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        manifest: dict[str, Any] = json.loads((directory / _MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+    return manifest
 
 
 async def _read_part(path: Path, offset: int, length: int) -> AsyncIterator[bytes]:

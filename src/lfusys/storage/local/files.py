@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 
-import msgspec
-
+from lfusys.files.records import FilePage, FileRecord
+from lfusys.storage.cursors import decode_cursor, encode_cursor
 from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.local.usage import change_usage
-from lfusys.storage.ports import FilePage, FileRecord
 
 
 def _record(row: sqlite3.Row) -> FileRecord:
@@ -25,24 +23,8 @@ def _record(row: sqlite3.Row) -> FileRecord:
     )
 
 
-_MAX_CURSOR_LENGTH = 256  # a real cursor is about 110 characters
-
-
-def _encode_cursor(record: FileRecord) -> str:
-    raw = msgspec.json.encode((db_time(record.created_at), record.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    """The (created_at, id) a cursor points after; ``ValueError`` for anything this store did not make."""
-    if len(cursor) > _MAX_CURSOR_LENGTH or not cursor.isascii():
-        raise ValueError("malformed cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        # Decoding into exactly two strings stops at the first wrong value, however deep the rest goes.
-        return msgspec.json.decode(raw, type=tuple[str, str])
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise ValueError("malformed cursor") from exc
+def _cursor(record: FileRecord) -> str:
+    return encode_cursor(db_time(record.created_at), record.id)
 
 
 class SqliteFileStore:
@@ -50,24 +32,24 @@ class SqliteFileStore:
         self._db = database
 
     async def create_if_absent(self, record: FileRecord) -> FileRecord:
-        await self._db.execute(
-            "INSERT INTO files (id, owner_id, upload_id, name, type, size, checksum, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (
-                record.id,
-                record.owner_id,
-                record.upload_id,
-                record.name,
-                record.type,
-                record.size,
-                record.checksum,
-                db_time(record.created_at),
-            ),
-        )
-        stored = await self.get(record.id)
-        if stored is None:  # pragma: no cover - deleted between the two statements
-            raise LookupError(f"file {record.id} vanished while being created")
-        return stored
+        def create(connection: sqlite3.Connection) -> FileRecord:
+            connection.execute(
+                "INSERT INTO files (id, owner_id, upload_id, name, type, size, checksum, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    record.id,
+                    record.owner_id,
+                    record.upload_id,
+                    record.name,
+                    record.type,
+                    record.size,
+                    record.checksum,
+                    db_time(record.created_at),
+                ),
+            )
+            return _record(connection.execute("SELECT * FROM files WHERE id = ?", (record.id,)).fetchone())
+
+        return await self._db.transaction(create)
 
     async def get(self, file_id: str) -> FileRecord | None:
         row = await self._db.fetch_one("SELECT * FROM files WHERE id = ?", (file_id,))
@@ -80,25 +62,25 @@ class SqliteFileStore:
                 (owner_id, limit + 1),
             )
         else:
-            created_at, file_id = _decode_cursor(cursor)
+            created_at, file_id = decode_cursor(cursor, 2)
             rows = await self._db.fetch_all(
                 "SELECT * FROM files WHERE owner_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))"
                 " ORDER BY created_at DESC, id DESC LIMIT ?",
                 (owner_id, created_at, created_at, file_id, limit + 1),
             )
         records = [_record(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(records[-1]) if len(rows) > limit else None
+        next_cursor = _cursor(records[-1]) if len(rows) > limit else None
         return FilePage(files=records, next_cursor=next_cursor)
 
     async def delete(self, file_id: str, owner_id: str) -> FileRecord | None:
-        async with self._db.transaction() as connection:
-            async with connection.execute(
-                "SELECT * FROM files WHERE id = ? AND owner_id = ?", (file_id, owner_id)
-            ) as cursor:
-                row = await cursor.fetchone()
+        def delete(connection: sqlite3.Connection) -> FileRecord | None:
+            row = connection.execute(
+                "DELETE FROM files WHERE id = ? AND owner_id = ? RETURNING *", (file_id, owner_id)
+            ).fetchone()
             if row is None:
                 return None
-            await connection.execute("DELETE FROM files WHERE id = ?", (file_id,))
             record = _record(row)
-            await change_usage(connection, record.owner_id, -record.size)
+            change_usage(connection, record.owner_id, -record.size)
             return record
+
+        return await self._db.transaction(delete)

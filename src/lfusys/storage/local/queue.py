@@ -10,22 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sqlite3
 import time
 
-import msgspec
-
 from lfusys.storage.local.database import Database
-from lfusys.storage.ports import QueueMessage
+from lfusys.storage.ports import DeadLetter, QueueMessage
 
 # How often a long poll looks for messages sent by another process.
 _POLL_INTERVAL = 0.5
-
-
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
-    body: str
-    receive_count: int
-    dead_at: float
 
 
 class LocalEventQueue:
@@ -46,34 +38,50 @@ class LocalEventQueue:
         while True:
             # Cleared before looking, so a message sent while we look still wakes the wait below.
             self._arrived.clear()
-            messages = await self._receive_visible(max_messages, visibility_timeout)
+            messages = await self._take_visible(max_messages, visibility_timeout)
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, _POLL_INTERVAL))
 
+    async def _take_visible(self, max_messages: int, visibility_timeout: float) -> list[QueueMessage]:
+        """Take visible messages; if the caller is cancelled meanwhile, give them back at once.
+
+        The transaction runs in the database thread and cannot be stopped halfway: without this, a
+        receive cancelled at that moment (a stopping worker) would leave its messages hidden for
+        their whole visibility timeout.
+        """
+        taking = asyncio.ensure_future(self._receive_visible(max_messages, visibility_timeout))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                for message in await taking:
+                    await self.extend_visibility(message.receipt, 0)
+            raise
+
     async def _receive_visible(self, max_messages: int, visibility_timeout: float) -> list[QueueMessage]:
         now = time.time()
-        received: list[QueueMessage] = []
-        async with self._db.transaction() as connection:
-            async with connection.execute(
+
+        def receive(connection: sqlite3.Connection) -> list[QueueMessage]:
+            rows = connection.execute(
                 "SELECT id, body, enqueued_at, receive_count FROM event_queue WHERE visible_at <= ?"
                 " ORDER BY visible_at, id LIMIT ?",
                 (now, max_messages),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            ).fetchall()
+            received: list[QueueMessage] = []
             for row in rows:
                 if row["receive_count"] >= self._max_receives:
-                    await connection.execute(
+                    connection.execute(
                         "INSERT INTO event_dead_letters (id, body, enqueued_at, dead_at, receive_count)"
                         " VALUES (?, ?, ?, ?, ?)",
                         (row["id"], row["body"], row["enqueued_at"], now, row["receive_count"]),
                     )
-                    await connection.execute("DELETE FROM event_queue WHERE id = ?", (row["id"],))
+                    connection.execute("DELETE FROM event_queue WHERE id = ?", (row["id"],))
                     continue
                 receipt = f"{row['id']}:{secrets.token_urlsafe(12)}"
-                await connection.execute(
+                connection.execute(
                     "UPDATE event_queue SET receive_count = receive_count + 1, visible_at = ?, receipt = ?"
                     " WHERE id = ?",
                     (now + visibility_timeout, receipt, row["id"]),
@@ -83,7 +91,9 @@ class LocalEventQueue:
                         id=str(row["id"]), receipt=receipt, body=row["body"], receive_count=row["receive_count"] + 1
                     )
                 )
-        return received
+            return received
+
+        return await self._db.transaction(receive)
 
     async def delete(self, receipt: str) -> None:
         await self._db.execute("DELETE FROM event_queue WHERE id = ? AND receipt = ?", (_message_id(receipt), receipt))
@@ -94,14 +104,11 @@ class LocalEventQueue:
             (time.time() + seconds, _message_id(receipt), receipt),
         )
 
-    async def pending_count(self) -> int:
-        row = await self._db.fetch_one("SELECT COUNT(*) AS n FROM event_queue")
-        return int(row["n"]) if row else 0
-
-    async def dead_letters(self) -> list[DeadLetter]:
-        rows = await self._db.fetch_all("SELECT * FROM event_dead_letters ORDER BY id")
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = await self._db.fetch_all("SELECT * FROM event_dead_letters ORDER BY id LIMIT ?", (limit,))
         return [
-            DeadLetter(id=r["id"], body=r["body"], receive_count=r["receive_count"], dead_at=r["dead_at"]) for r in rows
+            DeadLetter(id=str(r["id"]), body=r["body"], receive_count=r["receive_count"], dead_at=r["dead_at"])
+            for r in rows
         ]
 
 

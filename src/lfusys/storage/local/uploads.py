@@ -1,19 +1,23 @@
-"""SQLite adapter for upload sessions and their chunk sets."""
+"""SQLite adapter for upload sessions and their per-chunk records.
+
+Every method is one operation in the database thread (see :mod:`lfusys.storage.local.database`).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
 
-import aiosqlite
+import msgspec
 
+from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.local.usage import change_usage
-from lfusys.storage.ports import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
+from lfusys.storage.ports import Part
 
 _ACCEPTING = (UploadStatus.PENDING.value, UploadStatus.IN_PROGRESS.value)
 _UNFINISHED = (*_ACCEPTING, UploadStatus.FINALIZING.value)
+_FINALIZING = UploadStatus.FINALIZING.value
 
 
 def _session(row: sqlite3.Row) -> UploadSession:
@@ -37,36 +41,30 @@ def _session(row: sqlite3.Row) -> UploadSession:
         lease_expires_at=from_db_time(lease) if lease else None,
         finalize_attempts=row["finalize_attempts"],
         failure_reason=row["failure_reason"],
+        assembly_id=row["assembly_id"],
     )
 
 
-async def _fetch_session(connection: aiosqlite.Connection, upload_id: str) -> UploadSession | None:
-    async with connection.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)) as cursor:
-        row = await cursor.fetchone()
+def _fetch_session(connection: sqlite3.Connection, upload_id: str) -> UploadSession | None:
+    row = connection.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
     return _session(row) if row else None
 
 
-async def _fetch_chunk(connection: aiosqlite.Connection, upload_id: str, n: int) -> sqlite3.Row | None:
-    async with connection.execute(
-        "SELECT sha256, recorded_at FROM upload_chunks WHERE upload_id = ? AND n = ?", (upload_id, n)
-    ) as cursor:
-        row: sqlite3.Row | None = await cursor.fetchone()
-        return row
+def _sessions(connection: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[UploadSession]:
+    return [_session(row) for row in connection.execute(sql, params).fetchall()]
 
 
-async def _end_without_file(
-    connection: aiosqlite.Connection, upload_id: str, status: UploadStatus, now: datetime, where: str, *params: Any
+def _end_without_file(
+    connection: sqlite3.Connection, upload_id: str, status: UploadStatus, now: datetime, where: str, *params: object
 ) -> bool:
     """Move a session to a status that ends it without a file, if ``where`` holds, and release its
     reserved bytes in the same transaction."""
     # `where` is one of this module's own literal conditions; values go in as parameters.
     sql = f"UPDATE uploads SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND {where} RETURNING owner_id, file_size"  # noqa: S608, E501
-    cursor = await connection.execute(sql, (status.value, db_time(now), upload_id, *params))
-    row = await cursor.fetchone()
-    await cursor.close()
+    row = connection.execute(sql, (status.value, db_time(now), upload_id, *params)).fetchone()
     if row is None:
         return False
-    await change_usage(connection, row["owner_id"], -row["file_size"])
+    change_usage(connection, row["owner_id"], -row["file_size"])
     return True
 
 
@@ -75,13 +73,12 @@ class SqliteUploadStore:
         self._db = database
 
     async def create(self, session: UploadSession, quota: int | None) -> None:
-        async with self._db.transaction() as connection:
-            async with connection.execute("SELECT bytes FROM usage WHERE owner_id = ?", (session.owner_id,)) as cursor:
-                row = await cursor.fetchone()
+        def create(connection: sqlite3.Connection) -> None:
+            row = connection.execute("SELECT bytes FROM usage WHERE owner_id = ?", (session.owner_id,)).fetchone()
             used = int(row["bytes"]) if row else 0
             if quota is not None and used + session.file_size > quota:
                 raise QuotaExceeded(used, quota)
-            await connection.execute(
+            connection.execute(
                 "INSERT INTO uploads (id, owner_id, file_name, file_type, file_size, chunk_size, total_chunks,"
                 " status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -98,100 +95,117 @@ class SqliteUploadStore:
                     db_time(session.expires_at),
                 ),
             )
-            await change_usage(connection, session.owner_id, session.file_size)
+            change_usage(connection, session.owner_id, session.file_size)
+
+        await self._db.transaction(create)
 
     async def get(self, upload_id: str) -> UploadSession | None:
-        row = await self._db.fetch_one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
-        return _session(row) if row else None
+        return await self._db.run(lambda connection: _fetch_session(connection, upload_id))
 
     async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
-        rows = await self._db.fetch_all(
-            "SELECT * FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?) ORDER BY created_at DESC",
-            (owner_id, *_UNFINISHED),
+        return await self._db.run(
+            lambda connection: _sessions(
+                connection,
+                "SELECT * FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?) ORDER BY created_at DESC",
+                (owner_id, *_UNFINISHED),
+            )
         )
-        return [_session(row) for row in rows]
 
     async def usage(self, owner_id: str) -> int:
         row = await self._db.fetch_one("SELECT bytes FROM usage WHERE owner_id = ?", (owner_id,))
         return int(row["bytes"]) if row else 0
 
-    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> None:
-        async with self._db.transaction() as connection:
-            existing = await _fetch_chunk(connection, upload_id, n)
-            if existing is None:
-                await connection.execute(
-                    "INSERT INTO upload_chunks (upload_id, n, sha256) VALUES (?, ?, ?)",
-                    (upload_id, n, sha256),
-                )
-                await connection.execute(
-                    "UPDATE uploads SET stored_chunks = stored_chunks + 1, updated_at = ? WHERE id = ?",
-                    (db_time(now), upload_id),
-                )
-            elif existing["sha256"] is None:
-                await connection.execute(
-                    "UPDATE upload_chunks SET sha256 = ? WHERE upload_id = ? AND n = ?",
+    async def save_chunk_hash(self, upload_id: str, n: int, sha256: str, now: datetime) -> UploadSession | None:
+        def save(connection: sqlite3.Connection) -> UploadSession | None:
+            session = _fetch_session(connection, upload_id)
+            if session is None or not session.status.accepts_chunks or session.expires_at <= now:
+                return session
+            inserted = connection.execute(
+                "INSERT INTO upload_chunks (upload_id, n, sha256) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (upload_id, n, sha256),
+            ).rowcount
+            if not inserted:
+                connection.execute(
+                    "UPDATE upload_chunks SET sha256 = ? WHERE upload_id = ? AND n = ? AND sha256 IS NULL",
                     (sha256, upload_id, n),
                 )
+                return session
+            connection.execute(
+                "UPDATE uploads SET stored_chunks = stored_chunks + 1, updated_at = ? WHERE id = ?",
+                (db_time(now), upload_id),
+            )
+            return msgspec.structs.replace(session, stored_chunks=session.stored_chunks + 1, updated_at=now)
+
+        return await self._db.transaction(save)
 
     async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
-        async with self._db.transaction() as connection:
-            session = await _fetch_session(connection, upload_id)
+        def record(connection: sqlite3.Connection) -> UploadSession | None:
+            session = _fetch_session(connection, upload_id)
             if session is None or not session.status.accepts_chunks or not 1 <= n <= session.total_chunks:
                 return session
-            existing = await _fetch_chunk(connection, upload_id, n)
+            existing = connection.execute(
+                "SELECT recorded_at FROM upload_chunks WHERE upload_id = ? AND n = ?", (upload_id, n)
+            ).fetchone()
             if existing is not None and existing["recorded_at"] is not None:
                 return session
             if existing is None:
-                await connection.execute(
+                connection.execute(
                     "INSERT INTO upload_chunks (upload_id, n, recorded_at) VALUES (?, ?, ?)",
                     (upload_id, n, db_time(now)),
                 )
             else:
-                await connection.execute(
+                connection.execute(
                     "UPDATE upload_chunks SET recorded_at = ? WHERE upload_id = ? AND n = ?",
                     (db_time(now), upload_id, n),
                 )
-            await connection.execute(
+            connection.execute(
                 "UPDATE uploads SET recorded_chunks = recorded_chunks + 1, stored_chunks = stored_chunks + ?,"
                 " status = ?, updated_at = ? WHERE id = ?",
                 (int(existing is None), UploadStatus.IN_PROGRESS.value, db_time(now), upload_id),
             )
-            return await _fetch_session(connection, upload_id)
+            return _fetch_session(connection, upload_id)
 
-    async def list_chunks(self, upload_id: str) -> list[StoredChunk]:
+        return await self._db.transaction(record)
+
+    async def list_chunks(self, upload_id: str, after: int = 0, limit: int = 1000) -> list[StoredChunk]:
         rows = await self._db.fetch_all(
-            "SELECT n, sha256, recorded_at FROM upload_chunks WHERE upload_id = ? ORDER BY n", (upload_id,)
+            "SELECT n, sha256, recorded_at, part_etag FROM upload_chunks WHERE upload_id = ? AND n > ?"
+            " ORDER BY n LIMIT ?",
+            (upload_id, after, limit),
         )
-        return [StoredChunk(n=r["n"], sha256=r["sha256"], recorded=r["recorded_at"] is not None) for r in rows]
+        return [
+            StoredChunk(n=r["n"], sha256=r["sha256"], recorded=r["recorded_at"] is not None, part_etag=r["part_etag"])
+            for r in rows
+        ]
 
     async def claim_finalize(
         self, upload_id: str, worker: str, now: datetime, lease_until: datetime
     ) -> UploadSession | None:
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+        def claim(connection: sqlite3.Connection) -> UploadSession | None:
+            claimed = connection.execute(
                 "UPDATE uploads SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?,"
                 " finalize_attempts = finalize_attempts + 1"
                 " WHERE id = ? AND ((status = ? AND recorded_chunks = total_chunks)"
                 " OR (status = ? AND lease_expires_at < ?))",
                 (
-                    UploadStatus.FINALIZING.value,
+                    _FINALIZING,
                     worker,
                     db_time(lease_until),
                     db_time(now),
                     upload_id,
                     UploadStatus.IN_PROGRESS.value,
-                    UploadStatus.FINALIZING.value,
+                    _FINALIZING,
                     db_time(now),
                 ),
-            )
-            if cursor.rowcount != 1:
-                return None
-            return await _fetch_session(connection, upload_id)
+            ).rowcount
+            return _fetch_session(connection, upload_id) if claimed == 1 else None
+
+        return await self._db.transaction(claim)
 
     async def renew_lease(self, upload_id: str, worker: str, lease_until: datetime) -> bool:
         changed = await self._db.execute(
             "UPDATE uploads SET lease_expires_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
-            (db_time(lease_until), upload_id, UploadStatus.FINALIZING.value, worker),
+            (db_time(lease_until), upload_id, _FINALIZING, worker),
         )
         return changed == 1
 
@@ -200,54 +214,67 @@ class SqliteUploadStore:
         lapsed = now - timedelta(microseconds=1)
         await self._db.execute(
             "UPDATE uploads SET lease_expires_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
-            (db_time(lapsed), upload_id, UploadStatus.FINALIZING.value, worker),
+            (db_time(lapsed), upload_id, _FINALIZING, worker),
+        )
+
+    async def set_assembly(self, upload_id: str, worker: str, assembly_id: str | None) -> bool:
+        def keep(connection: sqlite3.Connection) -> bool:
+            changed = connection.execute(
+                "UPDATE uploads SET assembly_id = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+                (assembly_id, upload_id, _FINALIZING, worker),
+            ).rowcount
+            if changed and assembly_id is None:
+                connection.execute("UPDATE upload_chunks SET part_etag = NULL WHERE upload_id = ?", (upload_id,))
+            return changed == 1
+
+        return await self._db.transaction(keep)
+
+    async def record_parts(self, upload_id: str, parts: list[Part]) -> None:
+        await self._db.transaction(
+            lambda connection: connection.executemany(
+                "UPDATE upload_chunks SET part_etag = ? WHERE upload_id = ? AND n = ?",
+                [(part.etag, upload_id, part.number) for part in parts],
+            )
         )
 
     async def fail(self, upload_id: str, worker: str, reason: str, now: datetime) -> bool:
-        async with self._db.transaction() as connection:
-            failed = await _end_without_file(
-                connection,
-                upload_id,
-                UploadStatus.FAILED,
-                now,
-                "status = ? AND lease_owner = ?",
-                UploadStatus.FINALIZING.value,
-                worker,
+        def fail(connection: sqlite3.Connection) -> bool:
+            failed = _end_without_file(
+                connection, upload_id, UploadStatus.FAILED, now, "status = ? AND lease_owner = ?", _FINALIZING, worker
             )
             if failed:
-                await connection.execute("UPDATE uploads SET failure_reason = ? WHERE id = ?", (reason, upload_id))
+                connection.execute("UPDATE uploads SET failure_reason = ? WHERE id = ?", (reason, upload_id))
             return failed
+
+        return await self._db.transaction(fail)
 
     async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
         changed = await self._db.execute(
             "UPDATE uploads SET status = ?, file_id = ?, lease_owner = NULL, lease_expires_at = NULL,"
             " updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
-            (
-                UploadStatus.COMPLETED.value,
-                file_id,
-                db_time(now),
-                upload_id,
-                UploadStatus.FINALIZING.value,
-                worker,
-            ),
+            (UploadStatus.COMPLETED.value, file_id, db_time(now), upload_id, _FINALIZING, worker),
         )
         return changed == 1
 
     async def cancel(self, upload_id: str, now: datetime) -> UploadSession | None:
-        async with self._db.transaction() as connection:
-            await _end_without_file(connection, upload_id, UploadStatus.CANCELLED, now, "status IN (?, ?)", *_ACCEPTING)
-            return await _fetch_session(connection, upload_id)
+        def cancel(connection: sqlite3.Connection) -> UploadSession | None:
+            _end_without_file(connection, upload_id, UploadStatus.CANCELLED, now, "status IN (?, ?)", *_ACCEPTING)
+            return _fetch_session(connection, upload_id)
+
+        return await self._db.transaction(cancel)
 
     async def due_to_expire(self, now: datetime, limit: int) -> list[UploadSession]:
-        rows = await self._db.fetch_all(
-            "SELECT * FROM uploads WHERE status IN (?, ?) AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-            (*_ACCEPTING, db_time(now), limit),
+        return await self._db.run(
+            lambda connection: _sessions(
+                connection,
+                "SELECT * FROM uploads WHERE status IN (?, ?) AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (*_ACCEPTING, db_time(now), limit),
+            )
         )
-        return [_session(row) for row in rows]
 
     async def expire(self, upload_id: str, now: datetime) -> bool:
-        async with self._db.transaction() as connection:
-            return await _end_without_file(
+        return await self._db.transaction(
+            lambda connection: _end_without_file(
                 connection,
                 upload_id,
                 UploadStatus.EXPIRED,
@@ -256,25 +283,30 @@ class SqliteUploadStore:
                 *_ACCEPTING,
                 db_time(now),
             )
+        )
 
     async def needing_cleanup(self, limit: int) -> list[UploadSession]:
         # The literal status list matches the partial index uploads_needing_cleanup.
-        rows = await self._db.fetch_all(
-            "SELECT * FROM uploads WHERE cleaned_at IS NULL"
-            " AND status IN ('completed', 'cancelled', 'expired', 'failed') ORDER BY updated_at LIMIT ?",
-            (limit,),
+        return await self._db.run(
+            lambda connection: _sessions(
+                connection,
+                "SELECT * FROM uploads WHERE cleaned_at IS NULL"
+                " AND status IN ('completed', 'cancelled', 'expired', 'failed') ORDER BY updated_at LIMIT ?",
+                (limit,),
+            )
         )
-        return [_session(row) for row in rows]
 
     async def mark_cleaned(self, upload_id: str, now: datetime) -> None:
         await self._db.execute("UPDATE uploads SET cleaned_at = ? WHERE id = ?", (db_time(now), upload_id))
 
     async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
-        rows = await self._db.fetch_all(
-            "SELECT * FROM uploads WHERE status IN (?, ?) AND updated_at < ?"
-            " AND (stored_chunks > recorded_chunks OR recorded_chunks = total_chunks)"
-            " UNION ALL SELECT * FROM uploads WHERE status = ? AND lease_expires_at < ?"
-            " LIMIT ?",
-            (*_ACCEPTING, db_time(idle_since), UploadStatus.FINALIZING.value, db_time(now), limit),
+        return await self._db.run(
+            lambda connection: _sessions(
+                connection,
+                "SELECT * FROM uploads WHERE status IN (?, ?) AND updated_at < ?"
+                " AND (stored_chunks > recorded_chunks OR recorded_chunks = total_chunks)"
+                " UNION ALL SELECT * FROM uploads WHERE status = ? AND lease_expires_at < ?"
+                " LIMIT ?",
+                (*_ACCEPTING, db_time(idle_since), _FINALIZING, db_time(now), limit),
+            )
         )
-        return [_session(row) for row in rows]

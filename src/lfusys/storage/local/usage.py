@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import aiosqlite
+import sqlite3
 
 
-async def change_usage(connection: aiosqlite.Connection, owner_id: str, delta: int) -> None:
-    await connection.execute(
+def change_usage(connection: sqlite3.Connection, owner_id: str, delta: int) -> None:
+    connection.execute(
         "INSERT INTO usage (owner_id, bytes) VALUES (?, MAX(?, 0))"
         " ON CONFLICT (owner_id) DO UPDATE SET bytes = MAX(bytes + ?, 0)",
         (owner_id, delta, delta),

@@ -1,4 +1,5 @@
-"""What only the filesystem blob store does: its event sink, its folders, stray entries in them."""
+"""What only the filesystem blob store does: its event sink, its folders and temporary files, stray
+entries in them."""
 
 from __future__ import annotations
 
@@ -9,17 +10,36 @@ from pathlib import Path
 import pytest
 import structlog
 
+from lfusys.files.signing import SignedLinks
 from lfusys.storage.local.blobs import LocalBlobStore
-from lfusys.storage.ports import UploadRemoved
-from tests.integration.pipeline.conftest import body_of
-from tests.support import sha256_hex
+from lfusys.storage.ports import ChunkHashMismatch, ChunkSizeMismatch, UploadRemoved
+from tests.support import FakeClock, body_of, opened_services, random_bytes, register_owner, sha256_hex, stored_upload
+
+pytestmark = pytest.mark.local_only("the filesystem blob store's own folders and files")
+
+LINKS = SignedLinks("k" * 64)
+
+
+async def ignore(body: str) -> None:
+    return None
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file below ``folder``, temporary ones included."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+async def pieces(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    """A body streamed in small pieces, as a chunked request arrives."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
 
 
 async def test_a_chunk_is_stored_even_when_its_event_cannot_be_queued(tmp_path: Path) -> None:
     async def queue_down(body: str) -> None:
         raise OSError("database is locked")
 
-    store = LocalBlobStore(tmp_path, on_object_created=queue_down)
+    store = LocalBlobStore(tmp_path, on_object_created=queue_down, links=LINKS)
     data = os.urandom(100)
 
     with structlog.testing.capture_logs() as logged:
@@ -30,23 +50,51 @@ async def test_a_chunk_is_stored_even_when_its_event_cannot_be_queued(tmp_path: 
     assert [line["event"] for line in logged] == ["storage event could not be queued; recovery will record the chunk"]
 
 
-async def test_stray_entries_are_not_taken_for_uploads(tmp_path: Path) -> None:
-    async def ignore(body: str) -> None:
-        return None
+async def test_a_chunk_is_one_file_in_its_uploads_folder(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+    data = os.urandom(5000)
 
-    store = LocalBlobStore(tmp_path, on_object_created=ignore)
-    (tmp_path / "uploads" / "lost+found").mkdir()
-    (tmp_path / "uploads" / ".DS_Store").write_bytes(b"x")
-    await store.put_chunk("up1", 1, body_of(b"a"), 1, sha256_hex(b"a"))
+    await store.put_chunk("up1", 3, pieces(data), len(data), sha256_hex(data))
 
-    assert await store.upload_prefixes() == ["up1"]
+    assert files_under(tmp_path) == ["uploads/up1/chunk_3"]
+    assert (tmp_path / "uploads" / "up1" / "chunk_3").read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"x" * 4999, ChunkSizeMismatch),  # short
+        (b"x" * 5001, ChunkSizeMismatch),  # long
+        (b"x" * 20_000, ChunkSizeMismatch),  # much too long
+        (b"y" * 5000, ChunkHashMismatch),  # the right length, other bytes
+    ],
+)
+async def test_a_refused_chunk_leaves_no_temporary_file(tmp_path: Path, body: bytes, error: type[Exception]) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+    expected = b"x" * 5000
+
+    with pytest.raises(error):
+        await store.put_chunk("up1", 1, pieces(body), len(expected), sha256_hex(expected))
+
+    assert [name for name in files_under(tmp_path) if name.startswith("uploads/")] == []
+    assert await store.list_chunks("up1") == []
+
+
+async def test_a_chunk_whose_body_breaks_off_leaves_no_temporary_file(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put_chunk("up1", 1, broken(), 5000, sha256_hex(b"x" * 5000))
+
+    assert [name for name in files_under(tmp_path) if name.startswith("uploads/")] == []
 
 
 async def test_a_chunk_whose_upload_folder_vanished_mid_stream_is_not_stored(tmp_path: Path) -> None:
-    async def ignore(body: str) -> None:
-        return None
-
-    store = LocalBlobStore(tmp_path, on_object_created=ignore)
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
 
     async def body() -> AsyncIterator[bytes]:
         yield b"a" * 10
@@ -57,3 +105,42 @@ async def test_a_chunk_whose_upload_folder_vanished_mid_stream_is_not_stored(tmp
         await store.put_chunk("up1", 1, body(), 20, sha256_hex(b"a" * 10 + b"b" * 10))
 
     assert await store.list_chunks("up1") == []
+    assert files_under(tmp_path / "uploads") == []
+
+
+async def test_stray_entries_are_not_taken_for_chunks(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+    await store.put_chunk("up1", 1, body_of(b"a"), 1, sha256_hex(b"a"))
+    (tmp_path / "uploads" / "up1" / ".DS_Store").write_bytes(b"x")
+    (tmp_path / "uploads" / "up1" / "chunk_2.bak").write_bytes(b"x")
+
+    assert await store.list_chunks("up1") == [1]
+
+
+async def test_stray_entries_under_the_data_directory_do_not_stop_a_sweep(tmp_path: Path, clock: FakeClock) -> None:
+    async with opened_services(tmp_path / "data", clock, "local") as services:
+        uploads_dir = services.settings.local.blob_root / "uploads"
+        (uploads_dir / "lost+found").mkdir()
+        (uploads_dir / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+        owner = await register_owner(services)
+        cancelled = await stored_upload(services, owner, random_bytes(4096 * 2), order=[1])
+        await services.sessions.cancel(owner, cancelled.id)
+
+        report = await services.janitor.sweep()
+
+        assert report.failures == 0
+        assert report.cleaned == 1
+        assert await services.backend.blobs.list_chunks(cancelled.id) == []
+        assert not (uploads_dir / cancelled.id).exists()
+        assert (uploads_dir / "lost+found").is_dir()  # not ours: left alone
+        assert (uploads_dir / ".DS_Store").is_file()
+
+
+async def test_a_chunk_sent_in_thousands_of_tiny_pieces_is_stored_whole(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+    data = os.urandom(3 * 1024 * 1024 + 7)
+
+    # Far more pieces per written block than one writev call takes.
+    assert await store.put_chunk("up1", 1, pieces(data, size=100), len(data), sha256_hex(data))
+    assert await store.chunk_sha256("up1", 1) == sha256_hex(data)
+    assert files_under(tmp_path / "uploads") == ["up1/chunk_1"]

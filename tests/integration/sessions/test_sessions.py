@@ -13,22 +13,31 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from lfusys.services import services_from
-from lfusys.settings import Settings
+from lfusys.sessions.records import UploadStatus
+from lfusys.storage.objects import ChunkStored
 from tests.conftest import AppFactory
 from tests.support import (
     API,
     BASE_URL,
     SMALL_CHUNKS,
-    an_hour_ago,
+    FakeClock,
     another_user,
+    chunks_deleted,
     chunks_of,
     csrf_headers,
+    eventually,
+    login,
+    make_expired,
+    make_finalizing,
+    pass_expiry,
     put_chunk,
+    services_of,
     sha256_hex,
     signed_in,
     start_upload,
-    update_upload,
+    status_of,
     upload_file,
+    wait_for_status,
 )
 
 Client = AsyncTestClient[Litestar]
@@ -447,23 +456,26 @@ async def test_a_new_upload_is_pending_with_no_progress(client: Client, user: di
 
 
 async def test_a_failed_upload_says_why(app_factory: AppFactory) -> None:
-    app = app_factory(**SMALL_CHUNKS, run_worker=False, stalled_after=timedelta(0))
+    app = app_factory(**SMALL_CHUNKS, stalled_after=timedelta(0))
     async with AsyncTestClient(app, base_url=BASE_URL) as client:
         await signed_in(client)
         data = bytes(range(256)) * 40
         created = (await start_upload(client, len(data))).json()
-        for n, chunk in enumerate(chunks_of(data, created["chunk_size"]), start=1):
-            assert (await put_chunk(client, created["upload_id"], n, chunk)).status_code == 200
+        chunks = chunks_of(data, created["chunk_size"])
+        for n in (1, 3):
+            assert (await put_chunk(client, created["upload_id"], n, chunks[n - 1])).status_code == 200
         services = services_from(app.state)
-        await services.blobs.delete_chunk(created["upload_id"], 2)  # lost from storage
-
+        # Chunk 2's storage event arrives, but its bytes are lost from storage.
+        await services.finalizer.on_chunk_stored(ChunkStored(created["upload_id"], 2))
         await services.janitor.sweep()
+
+        failed = await wait_for_status(client, created["upload_id"], "failed")
         response = await client.get(f"{API}/uploads/{created['upload_id']}")
 
         assert response.status_code == 200
-        assert response.json()["status"] == "failed"
-        assert response.json()["failure_reason"] == "chunk 2 is missing"
-        assert response.json()["file_id"] is None
+        assert response.json() == failed
+        assert failed["failure_reason"] == "chunk 2 is missing"
+        assert failed["file_id"] is None
 
 
 async def test_progress_counts_stored_chunks(client: Client, user: dict[str, Any]) -> None:
@@ -493,15 +505,17 @@ async def test_a_completed_upload_stays_readable_with_its_file_id(client: Client
 
 
 async def test_the_list_holds_only_the_callers_unfinished_unexpired_uploads(
-    client: Client, user: dict[str, Any], intruder: Client, settings: Settings
+    client: Client, user: dict[str, Any], intruder: Client, clock: FakeClock
 ) -> None:
+    await _started(client, 10, name="expired.bin")
+    pass_expiry(services_of(client), clock)
+    for someone, email in ((client, user["email"]), (intruder, "eve@example.com")):
+        assert (await login(someone, email)).status_code == 200  # their sign-ins expired too
     pending = await _started(client, 10, name="pending.bin")
     partly = await _started(client, 10_000, name="partly.bin")
     assert (await put_chunk(client, partly["upload_id"], 1, b"p" * 4096)).status_code == 200
     cancelled = await _started(client, 10, name="cancelled.bin")
     await client.delete(f"{API}/uploads/{cancelled['upload_id']}", headers=await csrf_headers(client))
-    expired = await _started(client, 10, name="expired.bin")
-    update_upload(settings.database_path, expired["upload_id"], expires_at=an_hour_ago())
     await upload_file(client, b"x" * 10, name="completed.bin")
     await _started(intruder, 10, name="someone-elses.bin")
 
@@ -525,9 +539,11 @@ async def test_the_list_is_newest_first(client: Client, user: dict[str, Any]) ->
     assert [u["file_name"] for u in uploads] == list(reversed(names))
 
 
-async def test_a_finalizing_upload_is_still_listed(client: Client, user: dict[str, Any], settings: Settings) -> None:
+async def test_a_finalizing_upload_is_still_listed(client: Client, user: dict[str, Any], clock: FakeClock) -> None:
     created = await _started(client, 10)
-    update_upload(settings.database_path, created["upload_id"], status="finalizing", expires_at=an_hour_ago())
+    await make_finalizing(services_of(client), clock, created["upload_id"])
+    pass_expiry(services_of(client), clock)
+    assert (await login(client, user["email"])).status_code == 200  # the sign-in expired too
 
     uploads = (await client.get(f"{API}/uploads")).json()["uploads"]
 
@@ -634,11 +650,9 @@ async def test_a_completed_upload_cannot_be_cancelled(client: Client, user: dict
     assert (await client.get(f"{API}/files/{final['file_id']}")).status_code == 200
 
 
-async def test_a_finalizing_upload_cannot_be_cancelled(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
+async def test_a_finalizing_upload_cannot_be_cancelled(client: Client, user: dict[str, Any], clock: FakeClock) -> None:
     created = await _started(client, 10)
-    update_upload(settings.database_path, created["upload_id"], status="finalizing")
+    await make_finalizing(services_of(client), clock, created["upload_id"])
     url = f"{API}/uploads/{created['upload_id']}"
 
     response = await client.delete(url, headers=await csrf_headers(client))
@@ -647,9 +661,10 @@ async def test_a_finalizing_upload_cannot_be_cancelled(
     assert (await client.get(url)).json()["status"] == "finalizing"
 
 
-async def test_an_expired_upload_cannot_be_cancelled(client: Client, user: dict[str, Any], settings: Settings) -> None:
+async def test_an_expired_upload_cannot_be_cancelled(client: Client, user: dict[str, Any], clock: FakeClock) -> None:
     created = await _started(client, 10)
-    update_upload(settings.database_path, created["upload_id"], status="expired", expires_at=an_hour_ago())
+    await make_expired(services_of(client), clock, created["upload_id"])
+    assert (await login(client, user["email"])).status_code == 200  # the sign-in expired too
     url = f"{API}/uploads/{created['upload_id']}"
 
     response = await client.delete(url, headers=await csrf_headers(client))
@@ -660,23 +675,23 @@ async def test_an_expired_upload_cannot_be_cancelled(client: Client, user: dict[
 
 
 async def test_an_upload_past_its_expiry_cannot_be_cancelled_before_the_janitor_marks_it(
-    client: Client, user: dict[str, Any], settings: Settings
+    client: Client, user: dict[str, Any], clock: FakeClock
 ) -> None:
     # Chunks are already refused with 410 at this point; cancelling must agree that it has expired.
     created = await _started(client, 10)
-    update_upload(settings.database_path, created["upload_id"], expires_at=an_hour_ago())
+    pass_expiry(services_of(client), clock)
+    assert (await login(client, user["email"])).status_code == 200  # the sign-in expired too
     url = f"{API}/uploads/{created['upload_id']}"
 
     response = await client.delete(url, headers=await csrf_headers(client))
 
     assert response.status_code == 410
+    assert await status_of(services_of(client), created["upload_id"]) is UploadStatus.PENDING  # not marked yet
     assert (await client.get(url)).json()["status"] != "cancelled"
 
 
-async def test_a_completed_upload_is_not_listed_and_its_chunks_are_gone(
-    client: Client, user: dict[str, Any], settings: Settings
-) -> None:
+async def test_a_completed_upload_is_not_listed_and_its_chunks_are_gone(client: Client, user: dict[str, Any]) -> None:
     final = await upload_file(client, b"z" * 5000)
 
     assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
-    assert not (settings.blob_root / "uploads" / final["upload_id"]).exists()
+    await eventually(lambda: chunks_deleted(services_of(client), final["upload_id"]))

@@ -1,4 +1,5 @@
-"""Versioned SQLite migrations: applied once, in order, atomically, from any number of processes."""
+"""The SQLite database: versioned migrations (applied once, in order, atomically, from any number of
+processes), and readiness when it is gone."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from lfusys.storage.local.accounts import SqliteUserStore
 from lfusys.storage.local.database import Database, _statements, apply_migrations, migrations_dir
+from tests.support import BASE_URL, services_of
+
+pytestmark = pytest.mark.local_only("the local backend's SQLite database")
 
 
 async def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -65,3 +72,23 @@ def test_statements_are_split_on_complete_sql() -> None:
         "-- comment\nCREATE TABLE a (x TEXT DEFAULT ';');",
         "CREATE INDEX i ON a (x);",
     ]
+
+
+async def test_ready_is_503_when_the_database_is_closed(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        users = services_of(client).backend.users
+        assert isinstance(users, SqliteUserStore)
+        database = users._db  # the one database every local store shares
+        await database.close()
+
+        async def already_closed() -> None:
+            return None
+
+        monkeypatch.setattr(database, "close", already_closed)  # the lifespan closes it again at the end
+
+        response = await client.get("/health/ready")
+        live = await client.get("/health/live")
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "metadata unavailable"}
+    assert live.status_code == 200

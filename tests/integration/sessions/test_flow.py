@@ -1,5 +1,5 @@
-"""Whole uploads through HTTP: start, send chunks (in order, out of order, concurrently, resumed after a
-restart), let the worker finish, download the same bytes back."""
+"""Whole uploads through HTTP: start, send chunks (in order, out of order, concurrently, resumed from
+another device or after a restart), let the worker finish, download the same bytes back."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from lfusys.settings import Settings
 from tests.conftest import AppFactory
 from tests.support import (
     API,
     BASE_URL,
     PASSWORD,
     SMALL_CHUNKS,
-    LiveServer,
+    chunks_deleted,
     chunks_of,
     csrf_headers,
     download,
-    live_blob_root,
+    eventually,
     login,
     put_chunk,
+    services_of,
     sha256_hex,
     signed_in,
     start_upload,
@@ -44,10 +44,6 @@ def _random_bytes(size: int, seed: int = 0) -> bytes:
 def _file_checksum(chunks: list[bytes]) -> str:
     """SHA-256 of the concatenated raw SHA-256 digests of the chunks, in order."""
     return hashlib.sha256(b"".join(hashlib.sha256(chunk).digest() for chunk in chunks)).hexdigest()
-
-
-def _blob_files(settings: Settings) -> list[str]:
-    return sorted(str(p.relative_to(settings.blob_root)) for p in settings.blob_root.rglob("*") if p.is_file())
 
 
 async def _start(client: httpx.AsyncClient, data: bytes, **kwargs: Any) -> dict[str, Any]:
@@ -76,9 +72,7 @@ async def _send(client: httpx.AsyncClient, upload_id: str, chunks: list[bytes], 
         (5 * 4096 + 123, 6),  # several chunks and a short last one
     ],
 )
-async def test_an_upload_comes_back_byte_for_byte(
-    client: Client, settings: Settings, size: int, total_chunks: int
-) -> None:
+async def test_an_upload_comes_back_byte_for_byte(client: Client, size: int, total_chunks: int) -> None:
     data = _random_bytes(size, seed=size)
     created = await _start(client, data, name="original.bin", file_type="application/x-test")
     assert (created["chunk_size"], created["total_chunks"]) == (min(size, 4096), total_chunks)
@@ -96,7 +90,7 @@ async def test_an_upload_comes_back_byte_for_byte(
     assert (record["name"], record["type"], record["size"]) == ("original.bin", "application/x-test", size)
     assert record["checksum"] == _file_checksum(chunks)
     assert (final["progress"], final["uploaded_chunks"]) == (100, total_chunks)
-    assert not (settings.blob_root / "uploads" / created["upload_id"]).exists()
+    await eventually(lambda: chunks_deleted(services_of(client), created["upload_id"]))
 
 
 async def test_chunks_sent_out_of_order_make_the_same_file(client: Client) -> None:
@@ -157,6 +151,31 @@ async def test_the_same_bytes_uploaded_twice_become_two_files(client: Client) ->
     assert files[0]["checksum"] == files[1]["checksum"]
 
 
+async def test_an_upload_resumes_from_another_device(client: Client) -> None:
+    data = _random_bytes(4 * 4096, seed=5)
+    created = await _start(client, data, name="holiday.mov")
+    chunks = chunks_of(data, created["chunk_size"])
+    await _send(client, created["upload_id"], chunks, [1, 3])
+    phone = AsyncTestClient(client.app, base_url=BASE_URL)  # the same server, a browser of its own
+    phone.blocking_portal = client.blocking_portal
+
+    assert (await login(phone, "ada@example.com", PASSWORD)).status_code == 200
+    unfinished = (await phone.get(f"{API}/uploads")).json()["uploads"]
+    stored = (await phone.get(f"{API}/uploads/{created['upload_id']}/chunks")).json()
+    missing = [n for n in range(1, unfinished[0]["total_chunks"] + 1) if n not in stored["chunks"]]
+    await _send(phone, created["upload_id"], chunks, missing)
+    final = await wait_for_status(phone, created["upload_id"])
+    downloaded = await download(phone, final["file_id"])
+
+    assert [(u["upload_id"], u["file_name"], u["uploaded_chunks"]) for u in unfinished] == [
+        (created["upload_id"], "holiday.mov", 2)
+    ]
+    assert stored["hashes"] == {"1": sha256_hex(chunks[0]), "3": sha256_hex(chunks[2])}
+    assert missing == [2, 4]
+    assert downloaded.content == data
+
+
+@pytest.mark.local_only("the second app finds the first one's data only where the local backend keeps it, on disk")
 async def test_an_upload_resumes_from_another_device_after_a_restart(app_factory: AppFactory) -> None:
     data = _random_bytes(4 * 4096, seed=5)
     async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as laptop:
@@ -195,9 +214,8 @@ async def test_an_upload_resumes_from_another_device_after_a_restart(app_factory
         ("r\u00e9sum\u00e9\u202efdp.exe", "r\u00e9sum\u00e9fdp.exe", "r_sum_fdp.exe"),
     ],
 )
-async def test_a_path_like_name_is_only_a_name(
-    client: Client, settings: Settings, name: str, stored: str, fallback: str
-) -> None:
+async def test_a_path_like_name_is_only_a_name(client: Client, name: str, stored: str, fallback: str) -> None:
+    # That it names no path on disk either: tests/integration/storage/local/test_blob_layout.py.
     data = b"not a system file"
 
     final = await upload_file(client, data, name=name)
@@ -211,16 +229,13 @@ async def test_a_path_like_name_is_only_a_name(
     assert "/" not in disposition.split("filename*=")[0]
     assert "\r" not in disposition
     assert "\n" not in disposition
-    assert _blob_files(settings) == [f"files/{final['file_id']}/manifest.json", f"files/{final['file_id']}/part_000001"]
-    assert sorted(p.name for p in settings.data_dir.parent.iterdir()) == [settings.data_dir.name]
 
 
 # --- truly concurrent, through a real server -------------------------------------------------
 
 
-async def test_all_chunks_sent_at_once_make_the_same_file(
-    live: httpx.AsyncClient, small_chunk_server: LiveServer
-) -> None:
+async def test_all_chunks_sent_at_once_make_the_same_file(live: httpx.AsyncClient) -> None:
+    # That no chunk is left behind: tests/integration/storage/local/test_blob_layout.py.
     data = _random_bytes(16 * 4096 - 100, seed=6)
     created = await _start(live, data)
     chunks = chunks_of(data, created["chunk_size"])
@@ -237,7 +252,6 @@ async def test_all_chunks_sent_at_once_make_the_same_file(
     assert downloaded.content == data
     record = (await live.get(f"{API}/files/{final['file_id']}")).json()
     assert record["checksum"] == _file_checksum(chunks)
-    assert not (live_blob_root(small_chunk_server) / "uploads" / created["upload_id"]).exists()
 
 
 async def test_several_uploads_at_once_keep_their_own_bytes(live: httpx.AsyncClient) -> None:

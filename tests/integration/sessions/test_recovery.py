@@ -1,9 +1,12 @@
 """No upload is stranded: every session whose chunks are all stored finalizes, whatever happened to
-its storage events, and a full session reaching its expiry is finalized rather than deleted."""
+its storage events, and a full session reaching its expiry is finalized rather than deleted.
+
+The services run on each backend with their real worker and janitor, in real time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,32 +14,38 @@ from typing import Any
 
 import pytest
 
-from lfusys.app import background_work, open_services
-from lfusys.keys import load_or_create_keys
-from lfusys.services import Services
-from lfusys.sessions.events import ChunkStored
+from lfusys.auth.records import User
+from lfusys.services import Services, background_work
 from lfusys.sessions.finalizer import file_id_for
-from lfusys.storage.ports import UploadStatus, User
-from tests.integration.pipeline.conftest import (
-    PIPELINE_SETTINGS,
+from lfusys.sessions.records import UploadStatus
+from lfusys.storage.objects import ChunkStored
+from tests.support import (
+    FakeClock,
     body_of,
+    chunks_of,
     completed,
     eventually,
     file_bytes,
     lose_queued_events,
+    opened_services,
     random_bytes,
+    register_owner,
+    sha256_hex,
     stored_upload,
 )
-from tests.support import FakeClock, chunks_of, make_settings, sha256_hex
+from tests.support import status_of as status
 
 STALLED_AFTER = timedelta(seconds=1)
 
 
-def recovery_settings(data_dir: Path, **overrides: Any) -> Any:
-    return make_settings(
+def recovery_services(
+    data_dir: Path, clock: FakeClock, backend_name: str, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[Services]:
+    return opened_services(
         data_dir,
+        clock,
+        backend_name,
         **{
-            **PIPELINE_SETTINGS,
             "stalled_after": STALLED_AFTER,
             "janitor_interval": timedelta(milliseconds=100),
             "queue_wait_time": timedelta(milliseconds=100),
@@ -46,16 +55,14 @@ def recovery_settings(data_dir: Path, **overrides: Any) -> Any:
 
 
 @pytest.fixture
-async def services(data_dir: Path, clock: FakeClock) -> AsyncIterator[Services]:
-    settings = recovery_settings(data_dir)
-    async with open_services(settings, load_or_create_keys(settings), clock) as opened:
+async def services(data_dir: Path, clock: FakeClock, backend_name: str) -> AsyncIterator[Services]:
+    async with recovery_services(data_dir, clock, backend_name) as opened:
         yield opened
 
 
-async def status(services: Services, upload_id: str) -> UploadStatus:
-    session = await services.metadata.uploads.get(upload_id)
-    assert session is not None
-    return session.status
+@pytest.fixture
+async def owner(services: Services) -> User:
+    return await register_owner(services)
 
 
 async def test_a_one_chunk_upload_whose_events_are_all_lost_completes_within_stalled_after(
@@ -76,11 +83,12 @@ async def test_a_one_chunk_upload_whose_events_are_all_lost_completes_within_sta
 
 
 async def test_a_multi_chunk_upload_with_one_event_dead_lettered_completes(
-    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, clock: FakeClock, backend_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = recovery_settings(data_dir, queue_max_receives=1, queue_visibility_timeout=timedelta(seconds=1))
-    async with open_services(settings, load_or_create_keys(settings), clock) as services:
-        owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+    async with recovery_services(
+        data_dir, clock, backend_name, queue_max_receives=1, queue_visibility_timeout=timedelta(seconds=1)
+    ) as services:
+        owner = await register_owner(services)
         data = random_bytes(4096 * 3)
         session = await stored_upload(services, owner, data)
         handle = services.finalizer.on_chunk_stored
@@ -100,16 +108,17 @@ async def test_a_multi_chunk_upload_with_one_event_dead_lettered_completes(
         assert await file_bytes(services, file_id_for(session.id)) == data
 
 
-async def test_a_full_session_reaching_its_expiry_is_finalized_not_deleted(data_dir: Path, clock: FakeClock) -> None:
+async def test_a_full_session_reaching_its_expiry_is_finalized_not_deleted(
+    data_dir: Path, clock: FakeClock, backend_name: str
+) -> None:
     # Recovery of idle sessions would come too late: only the expiry sweep looks at this one.
-    settings = recovery_settings(data_dir, stalled_after=timedelta(hours=48))
-    async with open_services(settings, load_or_create_keys(settings), clock) as services:
-        owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+    async with recovery_services(data_dir, clock, backend_name, stalled_after=timedelta(hours=48)) as services:
+        owner = await register_owner(services)
         data = random_bytes(4096 * 2 + 10)
         session = await stored_upload(services, owner, data)
         await lose_queued_events(services)
 
-        clock.advance(settings.upload_ttl + timedelta(seconds=1))
+        clock.advance(services.settings.uploads.upload_ttl + timedelta(seconds=1))
         report = await services.janitor.sweep()
 
         assert (report.finalized_at_expiry, report.expired, report.chunks_recovered) == (1, 0, 3)
@@ -127,7 +136,7 @@ async def test_a_partial_session_reaching_its_expiry_is_expired_and_loses_its_ch
 
     assert (report.expired, report.finalized_at_expiry) == (1, 0)
     assert await status(services, session.id) is UploadStatus.EXPIRED
-    assert await services.blobs.list_chunks(session.id) == []
+    assert await services.backend.blobs.list_chunks(session.id) == []
 
 
 async def test_resending_a_stored_chunk_makes_good_its_lost_event(services: Services, owner: User) -> None:
@@ -160,5 +169,5 @@ async def test_resending_a_stored_chunk_makes_good_its_lost_event(services: Serv
 
 
 async def recorded(services: Services, upload_id: str, count: int) -> bool:
-    session = await services.metadata.uploads.get(upload_id)
+    session = await services.backend.uploads.get(upload_id)
     return session is not None and session.recorded_chunks == count

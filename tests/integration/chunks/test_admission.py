@@ -1,29 +1,29 @@
 """What a server under pressure refuses, and how: quota reserved atomically, a cap on the chunk
-bodies one user may stream at once, a full disk, and a session that ends while a chunk arrives."""
+bodies one user may stream at once, full storage, and a session that ends while a chunk arrives.
+
+(A disk that really fills up is the local backend's: tests/integration/storage/local/test_disk_full.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkReceipt
 from lfusys.errors import Gone
 from lfusys.services import Services, services_from
 from lfusys.sessions.schemas import CreateUpload
-from lfusys.storage.ports import User
+from lfusys.storage.ports import StorageFull
 from tests.conftest import AppFactory
 from tests.support import (
     API,
@@ -34,6 +34,8 @@ from tests.support import (
     chunks_of,
     csrf_headers,
     put_chunk,
+    register_owner,
+    services_of,
     sha256_hex,
     signed_in,
     start_upload,
@@ -44,10 +46,11 @@ DATA = bytes(range(256)) * 48  # 12,288 bytes: three 4 KiB chunks
 CHUNKS = chunks_of(DATA, 4096)
 
 
-def live_server(tmp_path: Path, workers: int = 1, **variables: str) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, backend: str, workers: int = 1, **variables: str) -> Iterator[LiveServer]:
     server = LiveServer(
         tmp_path / "data",
         tmp_path / "server.log",
+        backend=backend,
         workers=workers,
         LFUSYS_MIN_CHUNK_SIZE="1024",
         LFUSYS_DEFAULT_CHUNK_SIZE="4096",
@@ -71,9 +74,11 @@ async def signed_in_client(server: LiveServer) -> AsyncIterator[httpx.AsyncClien
 
 
 @pytest.fixture
-def quota_server(tmp_path: Path) -> Iterator[LiveServer]:
-    # Two server processes: the starts race in two processes and across the database, not just one loop.
-    yield from live_server(tmp_path, workers=2, LFUSYS_USER_QUOTA_BYTES="10000")
+def quota_server(tmp_path: Path, backend_name: str) -> Iterator[LiveServer]:
+    # Two server processes: the starts race in two processes and across the store, not just one loop
+    # (the memory backend keeps its data in its one process).
+    workers = 1 if backend_name == "memory" else 2
+    yield from live_server(tmp_path, backend_name, workers=workers, LFUSYS_USER_QUOTA_BYTES="10000")
 
 
 async def test_parallel_starts_against_a_quota_that_fits_one_give_exactly_one_upload(quota_server: LiveServer) -> None:
@@ -96,8 +101,8 @@ async def test_parallel_starts_against_a_quota_that_fits_one_give_exactly_one_up
 
 
 @pytest.fixture
-def capped_server(tmp_path: Path) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path, LFUSYS_MAX_CHUNK_PUTS_PER_USER="2")
+def capped_server(tmp_path: Path, backend_name: str) -> Iterator[LiveServer]:
+    yield from live_server(tmp_path, backend_name, LFUSYS_MAX_CHUNK_PUTS_PER_USER="2")
 
 
 class HeldBody:
@@ -237,7 +242,7 @@ def _create(size: int) -> CreateUpload:
 
 @pytest.fixture
 async def services(app_factory: AppFactory) -> AsyncIterator[Services]:
-    app = app_factory(**SMALL_CHUNKS, run_worker=False)
+    app = app_factory(**SMALL_CHUNKS)
     async with AsyncTestClient(app, base_url=BASE_URL):
         yield services_from(app.state)
 
@@ -245,21 +250,21 @@ async def services(app_factory: AppFactory) -> AsyncIterator[Services]:
 async def test_a_chunk_still_streaming_when_its_upload_expires_is_gone_and_not_kept(
     services: Services, clock: FakeClock
 ) -> None:
-    owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+    owner = await register_owner(services)
     session = await services.sessions.start(owner, _create(len(DATA)))
     gate = asyncio.Event()
     receiving = await receiving_chunk_1(services, owner, session.id, gate)
 
-    clock.advance(services.settings.upload_ttl + timedelta(seconds=1))
+    clock.advance(services.settings.uploads.upload_ttl + timedelta(seconds=1))
     gate.set()
 
     with pytest.raises(Gone, match="expired"):
         await receiving
-    assert await services.blobs.list_chunks(session.id) == []
+    assert await services.backend.blobs.list_chunks(session.id) == []
 
 
 async def test_a_chunk_still_streaming_when_its_upload_is_cleaned_up_is_gone(services: Services) -> None:
-    owner = await services.auth.register(name="Ada", email="ada@example.com", password="correct horse battery")
+    owner = await register_owner(services)
     session = await services.sessions.start(owner, _create(len(DATA)))
     gate = asyncio.Event()
     receiving = await receiving_chunk_1(services, owner, session.id, gate)
@@ -270,36 +275,34 @@ async def test_a_chunk_still_streaming_when_its_upload_is_cleaned_up_is_gone(ser
 
     with pytest.raises(Gone, match="cancelled"):
         await receiving
-    assert await services.blobs.list_chunks(session.id) == []
+    assert await services.backend.blobs.list_chunks(session.id) == []
 
 
-# --- a full disk ---------------------------------------------------------------------------------
+# --- full storage --------------------------------------------------------------------------------
 
 
-async def test_a_disk_that_fills_mid_chunk_is_507_and_nothing_else_is_harmed(
-    app_factory: AppFactory, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+async def test_storage_that_fills_mid_chunk_is_507_and_nothing_else_is_harmed(
+    client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as client:
-        await signed_in(client)
-        upload_id = (await start_upload(client, len(DATA))).json()["upload_id"]
-        assert (await put_chunk(client, upload_id, 1, CHUNKS[0])).status_code == 200
-        write = os.write
+    upload_id = (await start_upload(client, len(DATA))).json()["upload_id"]
+    assert (await put_chunk(client, upload_id, 1, CHUNKS[0])).status_code == 200
+    blobs = services_of(client).backend.blobs
+    put = blobs.put_chunk
 
-        def full_after_a_while(fd: int, data: Any) -> int:
-            if len(data) > 1000:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return write(fd, data)
+    async def full_after_a_while(upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+        async for _ in body:  # some of the body arrives, then there is no room for it
+            raise StorageFull
+        raise AssertionError("the body was empty")
 
-        # Chunk bytes are written in blocks; tiny writes (the event loop's own) still go through.
-        monkeypatch.setattr(os, "write", full_after_a_while)
-        full = await put_chunk(client, upload_id, 2, CHUNKS[1])
-        monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(blobs, "put_chunk", full_after_a_while)
+    full = await put_chunk(client, upload_id, 2, CHUNKS[1])
+    monkeypatch.setattr(blobs, "put_chunk", put)
 
-        assert full.status_code == 507
-        assert full.json() == {"error": "the server has run out of storage space; try again later"}
-        upload_dir = data_dir / "blobs" / "uploads" / upload_id
-        assert sorted(p.name for p in upload_dir.iterdir()) == ["chunk_1"]  # no temporary file left
-        assert (await client.get(f"{API}/uploads/{upload_id}")).json()["status"] in {"pending", "in_progress"}
-        # Space again: the same chunk goes through.
-        assert (await put_chunk(client, upload_id, 2, CHUNKS[1])).status_code == 200
-        assert (await put_chunk(client, upload_id, 3, CHUNKS[2])).status_code == 200
+    assert full.status_code == 507
+    assert full.json() == {"error": "the server has run out of storage space; try again later"}
+    assert await blobs.list_chunks(upload_id) == [1]
+    assert (await client.get(f"{API}/uploads/{upload_id}/chunks")).json()["chunks"] == [1]
+    assert (await client.get(f"{API}/uploads/{upload_id}")).json()["status"] in {"pending", "in_progress"}
+    # Room again: the same chunk goes through.
+    assert (await put_chunk(client, upload_id, 2, CHUNKS[1])).status_code == 200
+    assert (await put_chunk(client, upload_id, 3, CHUNKS[2])).status_code == 200

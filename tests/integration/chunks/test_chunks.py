@@ -5,27 +5,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from lfusys.settings import Settings
 from tests.support import (
     API,
-    LiveServer,
-    an_hour_ago,
+    FakeClock,
     another_user,
     chunks_of,
     csrf_headers,
-    live_blob_root,
+    download,
+    login,
+    make_expired,
+    make_failed,
+    make_finalizing,
+    pass_expiry,
     put_chunk,
+    services_of,
     sha256_hex,
     start_upload,
-    update_upload,
+    status_of,
     upload_file,
+    wait_for_status,
 )
 
 Client = AsyncTestClient[Litestar]
@@ -46,10 +50,9 @@ async def upload_id(client: Client) -> str:
     return upload_id
 
 
-def _stored_objects(blob_root: Path, upload_id: str) -> list[str]:
-    """Every file under the session's chunk folder, temporary ones included."""
-    folder = blob_root / "uploads" / upload_id
-    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+async def _stored_blobs(client: Client, upload_id: str) -> list[int]:
+    """The chunks the blob store holds for the upload (whether or not the API knows of them)."""
+    return await services_of(client).backend.blobs.list_chunks(upload_id)
 
 
 async def _stored_chunks(client: httpx.AsyncClient, upload_id: str) -> list[int]:
@@ -57,9 +60,9 @@ async def _stored_chunks(client: httpx.AsyncClient, upload_id: str) -> list[int]
     return chunks
 
 
-async def _assert_nothing_stored(client: httpx.AsyncClient, settings: Settings, upload_id: str) -> None:
+async def _assert_nothing_stored(client: Client, upload_id: str) -> None:
     assert await _stored_chunks(client, upload_id) == []
-    assert _stored_objects(settings.blob_root, upload_id) == []
+    assert await _stored_blobs(client, upload_id) == []
     status = (await client.get(f"{API}/uploads/{upload_id}")).json()
     assert (status["uploaded_chunks"], status["status"]) == (0, "pending")
 
@@ -73,13 +76,15 @@ async def _put(
 # --- accepted ------------------------------------------------------------------------------
 
 
-async def test_a_chunk_is_stored_and_acknowledged(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_a_chunk_is_stored_and_acknowledged(client: Client, upload_id: str) -> None:
     response = await put_chunk(client, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 200
     assert response.json() == {"n": 1, "size": 4096, "sha256": sha256_hex(CHUNKS[0]), "already_stored": False}
     assert await _stored_chunks(client, upload_id) == [1]
-    assert (settings.blob_root / "uploads" / upload_id / "chunk_1").read_bytes() == CHUNKS[0]
+    assert await _stored_blobs(client, upload_id) == [1]
+    # The stored bytes themselves, hashed by the blob store.
+    assert await services_of(client).backend.blobs.chunk_sha256(upload_id, 1) == sha256_hex(CHUNKS[0])
 
 
 async def test_the_last_chunk_is_the_remainder(client: Client, upload_id: str) -> None:
@@ -123,12 +128,12 @@ async def test_a_chunk_may_be_larger_than_the_json_body_limit(client: Client) ->
 # --- the hash --------------------------------------------------------------------------------
 
 
-async def test_a_chunk_without_a_hash_is_refused(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_a_chunk_without_a_hash_is_refused(client: Client, upload_id: str) -> None:
     response = await _put(client, upload_id, 1, CHUNKS[0], await csrf_headers(client))
 
     assert response.status_code == 400
     assert response.json() == {"error": "X-Chunk-Hash: must be the chunk's SHA-256 as 64 hex digits"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 @pytest.mark.parametrize(
@@ -148,28 +153,24 @@ async def test_a_chunk_without_a_hash_is_refused(client: Client, settings: Setti
         "d41d8cd98f00b204e9800998ecf8427e",  # an MD5
     ],
 )
-async def test_a_chunk_with_a_malformed_hash_is_refused(
-    client: Client, settings: Settings, upload_id: str, chunk_hash: str
-) -> None:
+async def test_a_chunk_with_a_malformed_hash_is_refused(client: Client, upload_id: str, chunk_hash: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": chunk_hash}
 
     response = await _put(client, upload_id, 1, CHUNKS[0], headers)
 
     assert response.status_code == 400
     assert "X-Chunk-Hash" in response.json()["error"]
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
-async def test_a_chunk_that_does_not_match_its_hash_is_refused(
-    client: Client, settings: Settings, upload_id: str
-) -> None:
+async def test_a_chunk_that_does_not_match_its_hash_is_refused(client: Client, upload_id: str) -> None:
     corrupted = bytes([CHUNKS[0][0] ^ 1]) + CHUNKS[0][1:]
 
     response = await put_chunk(client, upload_id, 1, corrupted, sha256=sha256_hex(CHUNKS[0]))
 
     assert response.status_code == 422
     assert response.json() == {"error": f"chunk 1 does not match X-Chunk-Hash (its SHA-256 is {sha256_hex(corrupted)})"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 async def test_a_chunk_refused_for_its_hash_can_be_sent_again_correctly(client: Client, upload_id: str) -> None:
@@ -181,13 +182,11 @@ async def test_a_chunk_refused_for_its_hash_can_be_sent_again_correctly(client: 
     assert response.json()["already_stored"] is False
 
 
-async def test_another_chunks_bytes_are_not_accepted_in_its_place(
-    client: Client, settings: Settings, upload_id: str
-) -> None:
+async def test_another_chunks_bytes_are_not_accepted_in_its_place(client: Client, upload_id: str) -> None:
     response = await put_chunk(client, upload_id, 1, CHUNKS[1], sha256=sha256_hex(CHUNKS[0]))
 
     assert response.status_code == 422
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 # --- the length ------------------------------------------------------------------------------
@@ -203,13 +202,13 @@ async def test_another_chunks_bytes_are_not_accepted_in_its_place(
     ],
 )
 async def test_a_chunk_shorter_than_its_exact_length_is_refused(
-    client: Client, settings: Settings, upload_id: str, n: int, body: bytes, expected: int
+    client: Client, upload_id: str, n: int, body: bytes, expected: int
 ) -> None:
     response = await put_chunk(client, upload_id, n, body)
 
     assert response.status_code == 400
     assert response.json() == {"error": f"chunk {n} must be exactly {expected} bytes; received {len(body)}"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 @pytest.mark.parametrize(
@@ -222,115 +221,100 @@ async def test_a_chunk_shorter_than_its_exact_length_is_refused(
     ],
 )
 async def test_a_chunk_longer_than_its_exact_length_is_too_large(
-    client: Client, settings: Settings, upload_id: str, n: int, body: bytes, expected: int
+    client: Client, upload_id: str, n: int, body: bytes, expected: int
 ) -> None:
     response = await put_chunk(client, upload_id, n, body)
 
     assert response.status_code == 413
     assert response.json() == {"error": f"chunk {n} must be exactly {expected} bytes; received more"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
-async def test_an_empty_chunk_is_refused(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_an_empty_chunk_is_refused(client: Client, upload_id: str) -> None:
     response = await put_chunk(client, upload_id, 1, b"")
 
     assert response.status_code == 400
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 @pytest.mark.parametrize("content_length", ["abc", "-1", "4096.0", "0x1000"])
-async def test_a_malformed_content_length_is_refused(
-    client: Client, settings: Settings, upload_id: str, content_length: str
-) -> None:
+async def test_a_malformed_content_length_is_refused(client: Client, upload_id: str, content_length: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0]), "content-length": content_length}
 
     response = await _put(client, upload_id, 1, CHUNKS[0], headers)
 
     assert response.status_code == 400
     assert response.json() == {"error": "Content-Length: must be a whole number"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 # --- the chunk number ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", [0, -1, LAST + 1, 10_001, 2**63, 10**30, "9" * 5000])
-async def test_a_chunk_number_outside_1_to_total_is_refused(
-    client: Client, settings: Settings, upload_id: str, n: int | str
-) -> None:
+async def test_a_chunk_number_outside_1_to_total_is_refused(client: Client, upload_id: str, n: int | str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0])}
 
     response = await _put(client, upload_id, n, CHUNKS[0], headers)
 
     assert response.status_code == 400
     assert response.json()["error"].startswith("chunk number must be")
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 @pytest.mark.parametrize("n", ["one", "1.0", "1e3", "+1", " 1", "\uff11"])
-async def test_a_chunk_number_that_is_not_a_whole_number_is_refused(
-    client: Client, settings: Settings, upload_id: str, n: str
-) -> None:
+async def test_a_chunk_number_that_is_not_a_whole_number_is_refused(client: Client, upload_id: str, n: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0])}
 
     response = await _put(client, upload_id, n, CHUNKS[0], headers)
 
     assert response.status_code == 400
     assert response.json()["error"].startswith("chunk number must be a whole number")
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 @pytest.mark.parametrize("n", ["", "..%2F..%2Fchunk_1"])
-async def test_a_missing_or_path_like_chunk_number_matches_no_route(
-    client: Client, settings: Settings, upload_id: str, n: str
-) -> None:
+async def test_a_missing_or_path_like_chunk_number_matches_no_route(client: Client, upload_id: str, n: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0])}
 
     response = await _put(client, upload_id, n, CHUNKS[0], headers)
 
     assert response.status_code in {404, 405}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
 # --- who may send ----------------------------------------------------------------------------
 
 
-async def test_a_chunk_for_an_unknown_upload_is_not_found(client: Client, settings: Settings) -> None:
+async def test_a_chunk_for_an_unknown_upload_is_not_found(client: Client) -> None:
     unknown = uuid.uuid4().hex
 
     response = await put_chunk(client, unknown, 1, CHUNKS[0])
 
     assert response.status_code == 404
     assert response.json() == {"error": "upload not found"}
-    assert not (settings.blob_root / "uploads" / unknown).exists()
+    assert await _stored_blobs(client, unknown) == []
 
 
 @pytest.mark.parametrize("upload_id", ["..", "..%2F..%2Ffiles", "%2e%2e", "a" * 65, "x;rm -rf"])
-async def test_a_chunk_for_a_path_like_upload_id_is_not_found_and_writes_nothing(
-    client: Client, settings: Settings, upload_id: str
-) -> None:
-    before = sorted(str(p.relative_to(settings.data_dir)) for p in settings.data_dir.rglob("*") if p.is_file())
-
+async def test_a_chunk_for_a_path_like_upload_id_is_not_found(client: Client, upload_id: str) -> None:
+    # That nothing is written anywhere on disk: tests/integration/storage/local/test_layout.py.
     response = await put_chunk(client, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 404
-    after = sorted(str(p.relative_to(settings.data_dir)) for p in settings.data_dir.rglob("*") if p.is_file())
-    assert [name for name in after if "blobs" in name] == [name for name in before if "blobs" in name]
 
 
-async def test_another_users_chunk_is_not_found_and_stores_nothing(
-    client: Client, settings: Settings, upload_id: str
-) -> None:
+async def test_another_users_chunk_is_not_found_and_stores_nothing(client: Client, upload_id: str) -> None:
     intruder = await another_user(client)
 
     response = await put_chunk(intruder, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 404
     assert response.json() == {"error": "upload not found"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
-async def test_a_chunk_needs_the_csrf_header(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_a_chunk_needs_the_csrf_header(client: Client, upload_id: str) -> None:
     chunk_hash = {"x-chunk-hash": sha256_hex(CHUNKS[0])}
 
     missing = await _put(client, upload_id, 1, CHUNKS[0], chunk_hash)
@@ -339,29 +323,27 @@ async def test_a_chunk_needs_the_csrf_header(client: Client, settings: Settings,
 
     assert [missing.status_code, wrong.status_code, empty.status_code] == [403, 403, 403]
     assert missing.json() == {"error": "CSRF token verification failed"}
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
-async def test_a_chunk_needs_the_csrf_cookie_as_well_as_the_header(
-    client: Client, settings: Settings, upload_id: str
-) -> None:
+async def test_a_chunk_needs_the_csrf_cookie_as_well_as_the_header(client: Client, upload_id: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0])}
     client.cookies.delete("lfusys_csrf")
 
     response = await _put(client, upload_id, 1, CHUNKS[0], headers)
 
     assert response.status_code == 403
-    await _assert_nothing_stored(client, settings, upload_id)
+    await _assert_nothing_stored(client, upload_id)
 
 
-async def test_a_chunk_needs_a_signed_in_user(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_a_chunk_needs_a_signed_in_user(client: Client, upload_id: str) -> None:
     headers = {**await csrf_headers(client), "x-chunk-hash": sha256_hex(CHUNKS[0])}
     client.cookies.delete("lfusys_access")
 
     response = await _put(client, upload_id, 1, CHUNKS[0], headers)
 
     assert response.status_code == 401
-    assert not (settings.blob_root / "uploads" / upload_id).exists()
+    assert await _stored_blobs(client, upload_id) == []
 
 
 # --- the session's state ---------------------------------------------------------------------
@@ -390,17 +372,17 @@ async def test_a_completed_upload_takes_no_more_chunks(client: Client) -> None:
     assert other.status_code == 409
 
 
-async def test_a_finalizing_upload_takes_no_more_chunks(client: Client, settings: Settings, upload_id: str) -> None:
-    update_upload(settings.database_path, upload_id, status="finalizing")
+async def test_a_finalizing_upload_takes_no_more_chunks(client: Client, clock: FakeClock, upload_id: str) -> None:
+    await make_finalizing(services_of(client), clock, upload_id)
 
     response = await put_chunk(client, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 409
     assert response.json() == {"error": "upload is finalizing; it takes no more chunks"}
-    assert _stored_objects(settings.blob_root, upload_id) == []
+    assert await _stored_blobs(client, upload_id) == []
 
 
-async def test_a_cancelled_upload_is_gone(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_a_cancelled_upload_is_gone(client: Client, upload_id: str) -> None:
     assert (await put_chunk(client, upload_id, 1, CHUNKS[0])).status_code == 200
     await client.delete(f"{API}/uploads/{upload_id}", headers=await csrf_headers(client))
 
@@ -408,49 +390,53 @@ async def test_a_cancelled_upload_is_gone(client: Client, settings: Settings, up
 
     assert response.status_code == 410
     assert response.json() == {"error": "upload was cancelled"}
-    assert "chunk_2" not in _stored_objects(settings.blob_root, upload_id)
+    assert 2 not in await _stored_blobs(client, upload_id)
 
 
-async def test_an_expired_upload_is_gone(client: Client, settings: Settings, upload_id: str) -> None:
-    update_upload(settings.database_path, upload_id, status="expired", expires_at=an_hour_ago())
+async def test_an_expired_upload_is_gone(client: Client, clock: FakeClock, upload_id: str) -> None:
+    await make_expired(services_of(client), clock, upload_id)
+    assert (await login(client, "ada@example.com")).status_code == 200  # the old sign-in has expired too
 
     response = await put_chunk(client, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 410
     assert response.json() == {"error": "upload has expired"}
-    assert _stored_objects(settings.blob_root, upload_id) == []
+    assert await _stored_blobs(client, upload_id) == []
 
 
 async def test_an_upload_past_its_expiry_is_gone_before_the_janitor_marks_it(
-    client: Client, settings: Settings, upload_id: str
+    client: Client, clock: FakeClock, upload_id: str
 ) -> None:
     assert (await put_chunk(client, upload_id, 1, CHUNKS[0])).status_code == 200
-    update_upload(settings.database_path, upload_id, expires_at=an_hour_ago())
+    pass_expiry(services_of(client), clock)
+    assert (await login(client, "ada@example.com")).status_code == 200  # the old sign-in has expired too
 
     response = await put_chunk(client, upload_id, 2, CHUNKS[1])
 
     assert response.status_code == 410
     assert response.json() == {"error": "upload has expired"}
-    assert "chunk_2" not in _stored_objects(settings.blob_root, upload_id)
+    assert (await status_of(services_of(client), upload_id)).accepts_chunks  # not marked expired yet
+    assert 2 not in await _stored_blobs(client, upload_id)
 
 
-async def test_a_failed_upload_is_gone(client: Client, settings: Settings, upload_id: str) -> None:
-    update_upload(settings.database_path, upload_id, status="failed")
+async def test_a_failed_upload_is_gone(client: Client, clock: FakeClock, upload_id: str) -> None:
+    await make_failed(services_of(client), clock, upload_id)
 
     response = await put_chunk(client, upload_id, 1, CHUNKS[0])
 
     assert response.status_code == 410
     assert response.json() == {"error": "upload failed"}
+    assert await _stored_blobs(client, upload_id) == []
 
 
-async def test_the_state_is_checked_before_the_body(client: Client, settings: Settings, upload_id: str) -> None:
+async def test_the_state_is_checked_before_the_body(client: Client, upload_id: str) -> None:
     # A cancelled session answers 410 even for a chunk that is also too long and wrongly hashed.
     await client.delete(f"{API}/uploads/{upload_id}", headers=await csrf_headers(client))
 
     response = await put_chunk(client, upload_id, 1, CHUNKS[0] * 2, sha256="0" * 64)
 
     assert response.status_code == 410
-    assert _stored_objects(settings.blob_root, upload_id) == []
+    assert await _stored_blobs(client, upload_id) == []
 
 
 # --- streamed bodies (no Content-Length) through a real server -------------------------------
@@ -473,9 +459,7 @@ async def _live_upload(client: httpx.AsyncClient) -> str:
     return upload_id
 
 
-async def test_a_streamed_chunk_of_exactly_the_right_length_is_stored(
-    live: httpx.AsyncClient, small_chunk_server: LiveServer
-) -> None:
+async def test_a_streamed_chunk_of_exactly_the_right_length_is_stored(live: httpx.AsyncClient) -> None:
     upload_id = await _live_upload(live)
 
     response = await _put_streamed(live, upload_id, 1, CHUNKS[0], sha256_hex(CHUNKS[0]))
@@ -484,7 +468,11 @@ async def test_a_streamed_chunk_of_exactly_the_right_length_is_stored(
     assert "content-length" not in response.request.headers
     assert response.status_code == 200
     assert response.json()["already_stored"] is False
-    assert (live_blob_root(small_chunk_server) / "uploads" / upload_id / "chunk_1").read_bytes() == CHUNKS[0]
+    # The stored bytes are the chunk: the file made of it comes back byte for byte.
+    for n in range(2, LAST + 1):
+        assert (await put_chunk(live, upload_id, n, CHUNKS[n - 1])).status_code == 200
+    final = await wait_for_status(live, upload_id)
+    assert (await download(live, final["file_id"])).content == DATA
 
 
 @pytest.mark.parametrize(
@@ -498,7 +486,7 @@ async def test_a_streamed_chunk_of_exactly_the_right_length_is_stored(
     ],
 )
 async def test_a_streamed_chunk_of_the_wrong_length_stores_nothing(
-    live: httpx.AsyncClient, small_chunk_server: LiveServer, n: int, body: bytes, status: int
+    live: httpx.AsyncClient, n: int, body: bytes, status: int
 ) -> None:
     upload_id = await _live_upload(live)
 
@@ -507,16 +495,22 @@ async def test_a_streamed_chunk_of_the_wrong_length_stores_nothing(
     assert response.status_code == status
     assert "must be exactly" in response.json()["error"]
     assert await _stored_chunks(live, upload_id) == []
-    assert _stored_objects(live_blob_root(small_chunk_server), upload_id) == []
+    await _assert_not_stored_by_the_server(live, upload_id, n)
 
 
-async def test_a_streamed_chunk_that_does_not_match_its_hash_stores_nothing(
-    live: httpx.AsyncClient, small_chunk_server: LiveServer
-) -> None:
+async def test_a_streamed_chunk_that_does_not_match_its_hash_stores_nothing(live: httpx.AsyncClient) -> None:
     upload_id = await _live_upload(live)
 
     response = await _put_streamed(live, upload_id, 1, CHUNKS[0], sha256_hex(CHUNKS[1]))
 
     assert response.status_code == 422
     assert await _stored_chunks(live, upload_id) == []
-    assert _stored_objects(live_blob_root(small_chunk_server), upload_id) == []
+    await _assert_not_stored_by_the_server(live, upload_id, 1)
+
+
+async def _assert_not_stored_by_the_server(client: httpx.AsyncClient, upload_id: str, n: int) -> None:
+    """The blob store of a server in another process holds no chunk ``n``: the right bytes are stored anew.
+    (That no temporary file is left either: tests/integration/storage/local/test_blobs.py.)"""
+    again = await put_chunk(client, upload_id, n, CHUNKS[n - 1])
+    assert again.status_code == 200
+    assert again.json()["already_stored"] is False

@@ -1,0 +1,49 @@
+"""The records of accounts and sign-ins, as the auth module and every store adapter know them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import msgspec
+
+
+class EmailTaken(Exception):
+    """Raised by :meth:`UserStore.create` when the (normalised) email already has an account."""
+
+
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    email: str
+    """Normalised (lower-case) address; unique across users."""
+    name: str
+    password_hash: str | None
+    """``None`` for accounts that only sign in through an OAuth provider."""
+    created_at: datetime
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return ("password",) if self.password_hash is not None else ()
+
+
+class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
+    jti: str
+    family_id: str
+    user_id: str
+    expires_at: datetime
+
+
+class RefreshOutcome(enum.Enum):
+    """What happened when a refresh token was presented for rotation."""
+
+    ROTATED = "rotated"
+    """It was current: it is now spent and the caller may issue its successor."""
+    RECENTLY_ROTATED = "recently_rotated"
+    """It was rotated within the grace window (two tabs, a lost response): the caller may issue
+    another successor, and the family stays valid."""
+    REUSED = "reused"
+    """It had been rotated before the grace window: somebody replayed it."""
+    REVOKED = "revoked"
+    """Its family was revoked (logout or an earlier replay)."""
+    UNKNOWN = "unknown"
+    """No such token was ever issued here."""

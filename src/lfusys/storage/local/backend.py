@@ -1,0 +1,56 @@
+"""The embedded backend: everything under one data directory (SQLite for metadata and the event
+queue, the filesystem for bytes) and the in-process KV."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from lfusys.clock import Clock
+from lfusys.files.signing import SignedLinks
+from lfusys.keys import ServerKeys
+from lfusys.settings import Settings
+from lfusys.storage.local.accounts import SqliteTokenStore, SqliteUserStore
+from lfusys.storage.local.blobs import LocalBlobStore
+from lfusys.storage.local.database import Database, apply_migrations
+from lfusys.storage.local.files import SqliteFileStore
+from lfusys.storage.local.queue import LocalEventQueue
+from lfusys.storage.local.uploads import SqliteUploadStore
+from lfusys.storage.memory.kv import MemoryKV
+from lfusys.storage.ports import Backend
+
+
+@asynccontextmanager
+async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock) -> AsyncIterator[Backend]:
+    database = await Database.open(settings.local.database_path)
+    try:
+        await apply_migrations(database)
+        queue = LocalEventQueue(database, max_receives=settings.queue.queue_max_receives)
+        links = SignedLinks(keys.download_signing)
+
+        async def database_answers() -> None:
+            await database.fetch_one("SELECT 1")
+
+        yield Backend(
+            name="local",
+            description=f"local: data in {settings.local.data_dir.resolve()}",
+            users=SqliteUserStore(database),
+            tokens=SqliteTokenStore(database),
+            uploads=SqliteUploadStore(database),
+            files=SqliteFileStore(database),
+            blobs=LocalBlobStore(settings.local.blob_root, on_object_created=queue.send, links=links),
+            queue=queue,
+            kv=MemoryKV(clock),
+            links=links,
+            checks={"metadata": database_answers},
+        )
+    finally:
+        await database.close()
+
+
+async def migrate_local(settings: Settings) -> list[str]:
+    database = await Database.open(settings.local.database_path)
+    try:
+        return await apply_migrations(database)
+    finally:
+        await database.close()

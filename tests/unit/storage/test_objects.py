@@ -1,0 +1,66 @@
+"""Object keys and S3 ``ObjectCreated`` events: written and read in one place, as S3 writes them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lfusys.storage.objects import ChunkStored, MalformedEvent, chunk_key, chunks_in_event, object_created_event
+
+
+def test_a_chunk_key_names_the_upload_and_the_chunk() -> None:
+    assert chunk_key("abc", 7) == "uploads/abc/chunk_7"
+
+
+def test_an_event_written_for_a_chunk_reads_back_as_that_chunk() -> None:
+    assert chunks_in_event(object_created_event("lfusys", chunk_key("abc", 7), 10, 1)) == [ChunkStored("abc", 7)]
+
+
+def test_every_record_of_an_event_is_read() -> None:
+    records = [json.loads(object_created_event("b", chunk_key("abc", n), 1, n))["Records"][0] for n in (1, 2)]
+
+    assert chunks_in_event(json.dumps({"Records": records})) == [ChunkStored("abc", 1), ChunkStored("abc", 2)]
+
+
+@pytest.mark.parametrize("key", ["uploads%2Fabc%2Fchunk_3", "uploads/abc/chunk_3"])
+def test_keys_are_read_url_decoded(key: str) -> None:
+    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key}}}]})
+
+    assert chunks_in_event(body) == [ChunkStored("abc", 3)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "lfusys"}),
+        object_created_event("lfusys", "files/abc/part_000001", 10, 1),
+        object_created_event("lfusys", "uploads/abc/chunk_0", 10, 1),
+        object_created_event("lfusys", "uploads/../chunk_1", 10, 1),
+        object_created_event("lfusys", "uploads/abc/chunk_1/x", 10, 1),
+        json.dumps(
+            {"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "uploads/a/chunk_1"}}}]}
+        ),
+        json.dumps({"Records": []}),
+    ],
+)
+def test_test_events_other_keys_and_other_event_names_name_no_chunk(body: str) -> None:
+    assert chunks_in_event(body) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        '"a string"',
+        '{"Records": 5}',
+        '{"Records": [{"s3": {}}]}',
+        '{"Records": [{"eventName": "ObjectCreated:Put"}]}',
+        '{"Records": ["x"]}',
+        "[" * 5000 + "]" * 5000,
+    ],
+)
+def test_anything_else_is_malformed(body: str) -> None:
+    with pytest.raises(MalformedEvent):
+        chunks_in_event(body)
