@@ -52,6 +52,14 @@ def file_id_for(upload_id: str) -> str:
     return uuid.uuid5(_FILE_ID_NAMESPACE, upload_id).hex
 
 
+async def every_chunk_record(uploads: UploadStore, upload_id: str) -> list[StoredChunk]:
+    """All of a session's chunk records, read page by page."""
+    records: list[StoredChunk] = []
+    while page := await uploads.list_chunks(upload_id, after=records[-1].n if records else 0):
+        records.extend(page)
+    return records
+
+
 def file_checksum(chunk_digests: list[str]) -> str:
     """SHA-256 of the chunks' SHA-256 digests (raw bytes), concatenated in chunk order."""
     outer = hashlib.sha256()
@@ -144,7 +152,7 @@ class Finalizer:
         Raises :class:`AssemblyFailed` for what no retry can mend.
         """
         file_id = file_id_for(session.id)
-        chunks = await self._chunk_records(session.id)
+        chunks = await every_chunk_record(self._uploads, session.id)
         checksum = file_checksum(await self._chunk_digests(session, chunks))
         size = await self._blobs.file_size(file_id)
         if size is None:
@@ -194,12 +202,6 @@ class Finalizer:
             await self._blobs.abort_assembly(file_id, assembly_id)
             raise LeaseLost(f"the finalize lease on {session.id} was lost")
         return assembly_id
-
-    async def _chunk_records(self, upload_id: str) -> list[StoredChunk]:
-        records: list[StoredChunk] = []
-        while page := await self._uploads.list_chunks(upload_id, after=records[-1].n if records else 0):
-            records.extend(page)
-        return records
 
     async def _chunk_digests(self, session: UploadSession, chunks: list[StoredChunk]) -> list[str]:
         known = {chunk.n: chunk.sha256 for chunk in chunks}

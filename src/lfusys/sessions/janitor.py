@@ -21,7 +21,7 @@ import msgspec
 import structlog
 
 from lfusys.clock import Clock
-from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.finalizer import Finalizer, every_chunk_record
 from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import BlobStore, UploadStore
@@ -90,7 +90,7 @@ class Janitor:
         stored = set(await self._blobs.list_chunks(session.id))
         if stored >= set(range(1, session.total_chunks + 1)):
             # Everything arrived, only events went missing: the user's bytes become their file.
-            recorded = {chunk.n for chunk in await self._uploads.list_chunks(session.id) if chunk.recorded}
+            recorded = {chunk.n for chunk in await every_chunk_record(self._uploads, session.id) if chunk.recorded}
             report.chunks_recovered += await self._record(session, sorted(stored - recorded))
             await self._finalizer.finalize(session.id)
             report.finalized_at_expiry += 1
@@ -110,7 +110,8 @@ class Janitor:
 
     async def _push_on(self, session: UploadSession, report: SweepReport) -> None:
         if session.status.accepts_chunks:
-            unrecorded = [chunk.n for chunk in await self._uploads.list_chunks(session.id) if not chunk.recorded]
+            records = await every_chunk_record(self._uploads, session.id)
+            unrecorded = [chunk.n for chunk in records if not chunk.recorded]
             report.chunks_recovered += await self._record(session, unrecorded)
         if await self._finalizer.finalize(session.id):
             report.redriven += 1

@@ -76,6 +76,13 @@ class StoredChunk(msgspec.Struct, frozen=True, kw_only=True):
     """Set once the chunk is copied into the file's assembly as part ``n``."""
 
 
+class ChunkPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a session's chunk records, and where the next one starts."""
+
+    chunks: list[StoredChunk]
+    next_cursor: str | None
+
+
 class QuotaExceeded(Exception):
     """Raised by :meth:`UploadStore.create` when the owner's usage would pass the quota."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from lfusys.auth.middleware import provide_current_user, requires_user
@@ -15,6 +17,8 @@ from lfusys.http import requires_json_body
 from lfusys.services import services_from
 from lfusys.sessions.schemas import ChunkList, CreateUpload, UploadCreated, UploadList, UploadView
 from lfusys.sessions.service import UploadSessions
+
+CHUNK_PAGE_LIMIT = 1000
 
 
 async def provide_sessions(state: State) -> UploadSessions:
@@ -65,10 +69,16 @@ class UploadsController(Controller):
 
     @get("/{upload_id:str}/chunks", operation_id="listChunks", responses=error_responses(401, 404))
     async def chunks(
-        self, upload_id: FromPath[str], current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+        self,
+        upload_id: FromPath[str],
+        current_user: NamedDependency[User],
+        sessions: NamedDependency[UploadSessions],
+        limit: Annotated[int, Parameter(ge=1, le=CHUNK_PAGE_LIMIT)] = CHUNK_PAGE_LIMIT,
+        cursor: FromQuery[str | None] = None,
     ) -> ChunkList:
-        """The chunks already stored, with their SHA-256."""
-        return ChunkList.of(await sessions.chunks(current_user, upload_id))
+        """The chunks already stored, with their SHA-256, in pages of up to ``limit`` (ascending);
+        pass ``next_cursor`` back as ``cursor`` for the next page."""
+        return ChunkList.of(await sessions.chunks(current_user, upload_id, limit, cursor))
 
     @delete(
         "/{upload_id:str}",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from lfusys.sessions.records import StoredChunk, UploadSession
+from lfusys.sessions.records import ChunkPage, UploadSession
 
 
 class CreateUpload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -66,14 +66,19 @@ class UploadList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChunkList(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of the chunks already stored."""
+
     chunks: list[int]
     """Numbers of the chunks already stored, ascending."""
     hashes: dict[str, str]
     """SHA-256 (hex) of each stored chunk, keyed by its number, where known."""
+    next_cursor: str | None
+    """Pass back as ``cursor`` for the next page; ``null`` on the last one."""
 
     @classmethod
-    def of(cls, chunks: list[StoredChunk]) -> ChunkList:
+    def of(cls, page: ChunkPage) -> ChunkList:
         return cls(
-            chunks=[chunk.n for chunk in chunks],
-            hashes={str(chunk.n): chunk.sha256 for chunk in chunks if chunk.sha256},
+            chunks=[chunk.n for chunk in page.chunks],
+            hashes={str(chunk.n): chunk.sha256 for chunk in page.chunks if chunk.sha256},
+            next_cursor=page.next_cursor,
         )

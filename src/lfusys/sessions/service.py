@@ -9,7 +9,7 @@ import structlog
 
 from lfusys.auth.records import User
 from lfusys.clock import Clock
-from lfusys.errors import Conflict, Gone, NotFound
+from lfusys.errors import Conflict, Gone, InvalidInput, NotFound
 from lfusys.sessions.policy import (
     check_file_size,
     clean_file_name,
@@ -17,9 +17,10 @@ from lfusys.sessions.policy import (
     plan_chunks,
     quota_exceeded,
 )
-from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
+from lfusys.sessions.records import ChunkPage, QuotaExceeded, UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
+from lfusys.storage.cursors import decode_cursor, encode_cursor
 from lfusys.storage.ports import UploadStore
 
 log = structlog.get_logger(__name__)
@@ -79,9 +80,20 @@ class UploadSessions:
         sessions = await self._uploads.list_unfinished(owner.id)
         return [s for s in sessions if s.status is UploadStatus.FINALIZING or s.expires_at > now]
 
-    async def chunks(self, owner: User, upload_id: str) -> list[StoredChunk]:
+    async def chunks(self, owner: User, upload_id: str, limit: int, cursor: str | None) -> ChunkPage:
+        """One page of the chunks stored so far, ascending; ``cursor`` comes from the previous page."""
         session = await self.get(owner, upload_id)
-        return await self._uploads.list_chunks(session.id)
+        after = 0
+        if cursor is not None:
+            try:
+                (last,) = decode_cursor(cursor, 1)
+                after = int(last)
+            except ValueError:
+                raise InvalidInput("cursor: not a cursor from a previous page") from None
+        chunks = await self._uploads.list_chunks(session.id, after=after, limit=limit + 1)
+        more = len(chunks) > limit
+        chunks = chunks[:limit]
+        return ChunkPage(chunks=chunks, next_cursor=encode_cursor(str(chunks[-1].n)) if more else None)
 
     async def cancel(self, owner: User, upload_id: str) -> None:
         """Cancel an unfinished session; its chunks are deleted by the janitor. Repeating it is harmless."""

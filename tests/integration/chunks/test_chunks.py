@@ -358,7 +358,7 @@ async def test_a_different_chunk_under_a_stored_number_is_a_conflict(client: Cli
     assert response.status_code == 409
     assert response.json() == {"error": "chunk 1 is already stored with different content"}
     chunks = (await client.get(f"{API}/uploads/{upload_id}/chunks")).json()
-    assert chunks == {"chunks": [1], "hashes": {"1": sha256_hex(CHUNKS[0])}}
+    assert chunks == {"chunks": [1], "hashes": {"1": sha256_hex(CHUNKS[0])}, "next_cursor": None}
 
 
 async def test_a_completed_upload_takes_no_more_chunks(client: Client) -> None:

@@ -297,7 +297,7 @@ async def test_different_bytes_for_one_chunk_at_once_store_exactly_one_of_them(l
 
     assert sorted(r.status_code for r in responses) == [200] + [409] * 7
     winner = next(c for c, r in zip(candidates, responses, strict=True) if r.status_code == 200)
-    assert stored == {"chunks": [1], "hashes": {"1": sha256_hex(winner)}}
+    assert stored == {"chunks": [1], "hashes": {"1": sha256_hex(winner)}, "next_cursor": None}
     await _send(live, created["upload_id"], [winner, data[4096:]], [2])
     final = await wait_for_status(live, created["upload_id"])
     assert (await download(live, final["file_id"])).content == winner + data[4096:]

@@ -596,7 +596,75 @@ async def test_the_chunk_list_names_the_stored_chunks_with_their_hashes(client: 
     assert response.json() == {
         "chunks": [1, 3, 4],
         "hashes": {str(n): sha256_hex(chunks[n - 1]) for n in (1, 3, 4)},
+        "next_cursor": None,
     }
+
+
+async def chunk_pages(client: Client, upload_id: str, limit: int) -> list[list[int]]:
+    pages: list[list[int]] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get(f"{API}/uploads/{upload_id}/chunks", params=params)).json()
+        pages.append(page["chunks"])
+        assert set(page["hashes"]) == {str(n) for n in page["chunks"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+async def test_the_chunk_list_comes_in_pages(client: Client, user: dict[str, Any]) -> None:
+    data = bytes(range(256)) * 16 * 7  # seven 4 KiB chunks
+    created = (await start_upload(client, len(data))).json()
+    for n, chunk in enumerate(chunks_of(data, created["chunk_size"]), start=1):
+        if n != 5:
+            assert (await put_chunk(client, created["upload_id"], n, chunk)).status_code == 200
+
+    assert await chunk_pages(client, created["upload_id"], 2) == [[1, 2], [3, 4], [6, 7]]
+    assert await chunk_pages(client, created["upload_id"], 5) == [[1, 2, 3, 4, 6], [7]]
+    assert await chunk_pages(client, created["upload_id"], 6) == [[1, 2, 3, 4, 6, 7]]
+
+
+async def test_chunk_pages_stay_in_order_while_chunks_are_added(client: Client, user: dict[str, Any]) -> None:
+    data = bytes(range(256)) * 16 * 6
+    chunks = chunks_of(data, 4096)
+    created = (await start_upload(client, len(data))).json()
+    upload = created["upload_id"]
+    for n in (1, 3, 5):
+        assert (await put_chunk(client, upload, n, chunks[n - 1])).status_code == 200
+    first = (await client.get(f"{API}/uploads/{upload}/chunks", params={"limit": 2})).json()
+
+    # Chunks arrive between the pages: before the cursor, at it, and after it.
+    for n in (2, 4, 6):
+        assert (await put_chunk(client, upload, n, chunks[n - 1])).status_code == 200
+    second = (await client.get(f"{API}/uploads/{upload}/chunks", params={"cursor": first["next_cursor"]})).json()
+
+    assert first["chunks"] == [1, 3]
+    assert second["chunks"] == [4, 5, 6]  # nothing repeated; chunk 2 came in behind the cursor
+    assert second["next_cursor"] is None
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1001", "many"])
+async def test_a_chunk_page_size_outside_1_to_1000_is_refused(client: Client, user: dict[str, Any], limit: str) -> None:
+    created = (await start_upload(client, 10)).json()
+
+    response = await client.get(f"{API}/uploads/{created['upload_id']}/chunks", params={"limit": limit})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("cursor", ["", "nope", "WyJ4Il0", "WyIxIiwgIjIiXQ", "[" * 300])
+async def test_a_chunk_cursor_that_no_page_gave_out_is_refused(
+    client: Client, user: dict[str, Any], cursor: str
+) -> None:
+    created = (await start_upload(client, 10)).json()
+
+    response = await client.get(f"{API}/uploads/{created['upload_id']}/chunks", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "cursor: not a cursor from a previous page"}
 
 
 async def test_a_new_upload_has_no_chunks(client: Client, user: dict[str, Any]) -> None:
@@ -604,7 +672,7 @@ async def test_a_new_upload_has_no_chunks(client: Client, user: dict[str, Any]) 
 
     response = await client.get(f"{API}/uploads/{created['upload_id']}/chunks")
 
-    assert response.json() == {"chunks": [], "hashes": {}}
+    assert response.json() == {"chunks": [], "hashes": {}, "next_cursor": None}
 
 
 # --- cancelling ----------------------------------------------------------------------------

@@ -97,6 +97,24 @@ async def test_chunks_whose_events_were_lost_are_recorded_and_the_upload_finishe
     assert await file_bytes(services, file_id_for(session.id)) == data
 
 
+async def test_lost_events_of_more_chunks_than_one_page_are_all_recovered(tmp_path: Path, clock: FakeClock) -> None:
+    # More chunk records than one page of the store's listing (1,000): recovery must read them all.
+    async with opened_services(
+        tmp_path, clock, BACKEND, stalled_after=timedelta(0), min_chunk_size=1, default_chunk_size=1
+    ) as services:
+        owner = await register_owner(services)
+        data = random_bytes(1500)
+        session = await stored_upload(services, owner, data)
+        assert session.total_chunks == 1500
+        assert await lose_queued_events(services) == 1500
+
+        report = await services.janitor.sweep()
+
+        assert report.chunks_recovered == 1500
+        assert await status_of(services, session.id) is UploadStatus.COMPLETED
+        assert await file_bytes(services, file_id_for(session.id)) == data
+
+
 async def test_a_full_session_that_never_finalized_is_redriven(
     services: Services, owner: User, clock: FakeClock
 ) -> None:
