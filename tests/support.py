@@ -30,6 +30,7 @@ from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
+from lfusys.storage.objects import ChunkStored
 
 BACKENDS = ["local", "memory"]
 """Every backend the suite runs on: the contract suites and every backend-neutral integration test run
@@ -292,8 +293,7 @@ async def make_finalizing(services: Services, clock: Clock, upload_id: str) -> U
     outlives the test (nobody else takes the session over)."""
     uploads = services.backend.uploads
     session = await stored_session(services, upload_id)
-    for n in range(1, session.total_chunks + 1):
-        await uploads.record_chunk(upload_id, n, clock())
+    await uploads.record_chunks([ChunkStored(upload_id, n) for n in range(1, session.total_chunks + 1)], clock())
     claimed = await uploads.claim_finalize(upload_id, ANOTHER_WORKER, clock(), clock() + timedelta(days=7))
     assert claimed is not None
     return claimed
@@ -359,8 +359,8 @@ async def stored_upload(services: Services, owner: User, data: bytes, order: lis
 
 async def record_all(services: Services, clock: Clock, session: UploadSession) -> None:
     """Record every chunk's storage event, as the worker would (without finalizing)."""
-    for n in range(1, session.total_chunks + 1):
-        await services.backend.uploads.record_chunk(session.id, n, clock())
+    chunks = [ChunkStored(session.id, n) for n in range(1, session.total_chunks + 1)]
+    await services.backend.uploads.record_chunks(chunks, clock())
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

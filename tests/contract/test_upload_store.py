@@ -12,6 +12,7 @@ import pytest
 from lfusys.auth.records import User
 from lfusys.files.records import FileRecord
 from lfusys.sessions.records import QuotaExceeded, UploadSession, UploadStatus
+from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import Backend, Part
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -54,8 +55,14 @@ async def a_session(store: Backend, owner: User, total: int = 3, size: int = 250
 async def full_session(store: Backend, owner: User) -> UploadSession:
     session = await a_session(store, owner)
     for n in range(1, session.total_chunks + 1):
-        await store.uploads.record_chunk(session.id, n, NOW)
+        await record_one(store, session.id, n)
     return session
+
+
+async def record_one(store: Backend, upload_id: str, n: int) -> UploadSession | None:
+    """Record one chunk's storage event; the session afterwards, if it exists."""
+    sessions = await store.uploads.record_chunks([ChunkStored(upload_id, n)], NOW)
+    return sessions[0] if sessions else None
 
 
 def a_file(owner: User, created_at: datetime, size: int = 10) -> FileRecord:
@@ -81,8 +88,8 @@ async def test_a_created_session_reads_back(backend: Backend, owner: User) -> No
 async def test_recording_chunks_is_a_set_and_moves_pending_to_in_progress(backend: Backend, owner: User) -> None:
     session = await a_session(backend, owner)
 
-    first = await backend.uploads.record_chunk(session.id, 2, NOW)
-    again = await backend.uploads.record_chunk(session.id, 2, NOW)
+    first = await record_one(backend, session.id, 2)
+    again = await record_one(backend, session.id, 2)
 
     assert first is not None
     assert again is not None
@@ -91,20 +98,34 @@ async def test_recording_chunks_is_a_set_and_moves_pending_to_in_progress(backen
     assert again.stored_chunks == 1
 
 
+async def test_a_batch_of_chunks_of_several_sessions_is_recorded_at_once(backend: Backend, owner: User) -> None:
+    first = await a_session(backend, owner)
+    second = await a_session(backend, owner, total=1, size=10)
+    batch = [ChunkStored(first.id, 1), ChunkStored(second.id, 1), ChunkStored(first.id, 1), ChunkStored("missing", 1)]
+
+    sessions = await backend.uploads.record_chunks(batch, NOW)
+
+    assert [(s.id, s.recorded_chunks, s.status) for s in sessions] == [
+        (first.id, 1, UploadStatus.IN_PROGRESS),
+        (second.id, 1, UploadStatus.IN_PROGRESS),
+    ]
+    assert await backend.uploads.record_chunks([], NOW) == []
+
+
 async def test_chunks_out_of_range_are_not_recorded(backend: Backend, owner: User) -> None:
     session = await a_session(backend, owner)
 
     for n in (0, -1, 4):
-        result = await backend.uploads.record_chunk(session.id, n, NOW)
+        result = await record_one(backend, session.id, n)
         assert result is not None
         assert result.recorded_chunks == 0
-    assert await backend.uploads.record_chunk("missing", 1, NOW) is None
+    assert await record_one(backend, "missing", 1) is None
 
 
 async def test_concurrent_records_of_all_chunks_count_each_once(backend: Backend, owner: User) -> None:
     session = await a_session(backend, owner, total=20, size=20_000)
 
-    await asyncio.gather(*(backend.uploads.record_chunk(session.id, n, NOW) for n in [*range(1, 21)] * 3))
+    await asyncio.gather(*(record_one(backend, session.id, n) for n in [*range(1, 21)] * 3))
 
     stored = await backend.uploads.get(session.id)
     assert stored is not None
@@ -116,8 +137,8 @@ async def test_hashes_and_records_combine_per_chunk(backend: Backend, owner: Use
 
     await backend.uploads.save_chunk_hash(session.id, 1, "a" * 64, NOW)
     await backend.uploads.save_chunk_hash(session.id, 1, "b" * 64, NOW)  # first hash wins
-    await backend.uploads.record_chunk(session.id, 1, NOW)
-    await backend.uploads.record_chunk(session.id, 2, NOW)
+    await record_one(backend, session.id, 1)
+    await record_one(backend, session.id, 2)
     await backend.uploads.save_chunk_hash(session.id, 2, "c" * 64, NOW)
 
     chunks = await backend.uploads.list_chunks(session.id)
@@ -189,7 +210,7 @@ async def test_a_finished_session_records_nothing(backend: Backend, owner: User)
     session = await a_session(backend, owner)
     await backend.uploads.cancel(session.id, NOW)
 
-    result = await backend.uploads.record_chunk(session.id, 1, NOW)
+    result = await record_one(backend, session.id, 1)
 
     assert result is not None
     assert result.status is UploadStatus.CANCELLED
@@ -198,7 +219,7 @@ async def test_a_finished_session_records_nothing(backend: Backend, owner: User)
 
 async def test_only_a_full_session_can_be_claimed_and_only_once(backend: Backend, owner: User) -> None:
     partial = await a_session(backend, owner)
-    await backend.uploads.record_chunk(partial.id, 1, NOW)
+    await record_one(backend, partial.id, 1)
     full = await full_session(backend, owner)
 
     assert await backend.uploads.claim_finalize(partial.id, "w1", NOW, NOW + LEASE) is None
@@ -301,7 +322,7 @@ async def test_stalled_finds_sessions_with_lost_events_full_unclaimed_ones_and_l
     await uploads.save_chunk_hash(one_chunk_pending.id, 1, "b" * 64, NOW)
     full_unclaimed = await full_session(backend, owner)
     all_recorded_partial = await a_session(backend, owner)
-    await uploads.record_chunk(all_recorded_partial.id, 1, NOW)  # waiting for more chunks: fine
+    await record_one(backend, all_recorded_partial.id, 1)  # waiting for more chunks: fine
     busy = await a_session(backend, owner)
     await uploads.save_chunk_hash(busy.id, 1, "c" * 64, NOW + timedelta(minutes=10))
     lapsed = await full_session(backend, owner)
@@ -374,9 +395,9 @@ async def test_usage_counts_unfinished_sessions_until_they_end_without_a_file(ba
     cancelled = await a_session(backend, owner, size=100, total=1)
     expired = await a_session(backend, owner, size=200, total=1, expires_at=NOW - timedelta(seconds=1))
     failed = await a_session(backend, owner, size=400, total=1)
-    await uploads.record_chunk(failed.id, 1, NOW)
+    await record_one(backend, failed.id, 1)
     completed = await a_session(backend, owner, size=800, total=1)
-    await uploads.record_chunk(completed.id, 1, NOW)
+    await record_one(backend, completed.id, 1)
     assert await uploads.usage(owner.id) == 1500
 
     await uploads.cancel(cancelled.id, NOW)
@@ -462,7 +483,7 @@ async def test_a_malformed_cursor_is_a_value_error(backend: Backend, owner: User
 
 async def test_only_the_owner_deletes_a_file_and_its_bytes_leave_the_usage(backend: Backend, owner: User) -> None:
     session = await a_session(backend, owner, size=7, total=1)
-    await backend.uploads.record_chunk(session.id, 1, NOW)
+    await record_one(backend, session.id, 1)
     await backend.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
     record = await backend.files.create_if_absent(a_file(owner, NOW, size=7))
     await backend.uploads.complete(session.id, "w", record.id, NOW)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -88,13 +89,20 @@ class Finalizer:
         self._max_attempts = max_attempts
         self._clock = clock
 
-    async def on_chunk_stored(self, event: ChunkStored) -> None:
-        """Record the chunk; finalize when that completes the set. Late or unknown events are no-ops."""
-        session = await self._uploads.record_chunk(event.upload_id, event.n, self._clock())
-        if session is None:
-            log.info("event for unknown upload dropped", upload_id=event.upload_id, n=event.n)
-            return
-        if session.recorded_chunks == session.total_chunks and not session.status.finished:
+    async def record(self, events: Sequence[ChunkStored]) -> list[UploadSession]:
+        """Record stored chunks (set semantics, in one step); return the sessions this makes complete,
+        to be finalized. Late events and events for unknown uploads change nothing."""
+        if not events:
+            return []
+        sessions = await self._uploads.record_chunks(events, self._clock())
+        unknown = {event.upload_id for event in events} - {session.id for session in sessions}
+        if unknown:
+            log.info("events for unknown uploads dropped", uploads=sorted(unknown))
+        return [s for s in sessions if s.recorded_chunks == s.total_chunks and not s.status.finished]
+
+    async def on_chunks_stored(self, events: Sequence[ChunkStored]) -> None:
+        """Record stored chunks, and finalize every session that this completes."""
+        for session in await self.record(events):
             await self.finalize(session.id)
 
     async def finalize(self, upload_id: str) -> bool:

@@ -120,8 +120,7 @@ class Janitor:
 
     async def _record(self, session: UploadSession, chunks: list[int]) -> int:
         """Record chunks whose storage events never arrived (recording twice is harmless)."""
-        for n in chunks:
-            await self._finalizer.on_chunk_stored(ChunkStored(upload_id=session.id, n=n))
+        await self._finalizer.on_chunks_stored([ChunkStored(upload_id=session.id, n=n) for n in chunks])
         if chunks:
             log.warning("recovered chunks whose events were lost", upload_id=session.id, chunks=len(chunks))
         return len(chunks)

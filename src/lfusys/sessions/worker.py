@@ -1,16 +1,19 @@
 """The event worker: long-polls the storage-event queue and hands chunk events to the finalizer.
 
-At most ``concurrency`` messages are handled at once, across batches. A message is deleted only after
-it was handled; while it is being handled its visibility is extended, so a long finalization is not
-handed to a second worker. Malformed messages are left alone and end in the dead-letter store.
-On stop, in-flight messages get ``grace`` seconds to finish; the rest are made visible again at once.
+Events come and go in batches (up to ten messages, as SQS hands them out): a batch's chunks are
+recorded in one step and its messages acknowledged together. A message whose chunk completes a
+session stays hidden (its visibility extended) until that session is finalized, so a worker dying
+mid-finalization leaves it to be delivered again; the others are acknowledged at once. At most
+``concurrency`` batches are handled at once. Malformed messages are left alone and end in the
+dead-letter store. On stop, batches in hand get ``grace`` seconds to finish; the rest of their
+messages are made visible again at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -18,7 +21,7 @@ import structlog
 
 from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.renewal import kept_renewed
-from lfusys.storage.objects import MalformedEvent, chunks_in_event
+from lfusys.storage.objects import ChunkStored, MalformedEvent, chunks_in_event
 from lfusys.storage.ports import EventQueue, QueueMessage
 
 log = structlog.get_logger(__name__)
@@ -53,32 +56,21 @@ class EventWorker:
         async with asyncio.TaskGroup() as group:
             try:
                 while not stop.is_set():
-                    taken = await self._take_slots(slots, stop)
-                    messages = await self._receive(taken, stop)
-                    for _ in range(taken - len(messages)):
+                    if not await _unless_stopped(slots.acquire(), stop):
+                        break
+                    messages = await self._receive(stop)
+                    if not messages:
                         slots.release()
-                    for message in messages:
-                        handler = group.create_task(self._handle(message, slots))
-                        handlers.add(handler)
-                        handler.add_done_callback(handlers.discard)
+                        continue
+                    handler = group.create_task(self._handle(messages, slots))
+                    handlers.add(handler)
+                    handler.add_done_callback(handlers.discard)
             finally:
                 await self._drain(handlers)
 
-    async def _take_slots(self, slots: asyncio.Semaphore, stop: asyncio.Event) -> int:
-        """Wait for one free slot (or ``stop``), then take as many more as are free, up to a batch."""
-        if not await _unless_stopped(slots.acquire(), stop):
-            return 0
-        taken = 1
-        while taken < _MAX_BATCH and not slots.locked():
-            await slots.acquire()
-            taken += 1
-        return taken
-
-    async def _receive(self, batch: int, stop: asyncio.Event) -> list[QueueMessage]:
-        if batch == 0:
-            return []
+    async def _receive(self, stop: asyncio.Event) -> list[QueueMessage]:
         try:
-            received = await _unless_stopped(self._queue.receive(batch, self._wait, self._visibility), stop)
+            received = await _unless_stopped(self._queue.receive(_MAX_BATCH, self._wait, self._visibility), stop)
         except Exception:
             # The queue is down (or flaky): keep trying, never let the worker die.
             log.exception("receiving events failed; retrying")
@@ -95,30 +87,52 @@ class EventWorker:
         for handler in unfinished:
             handler.cancel()
 
-    async def _handle(self, message: QueueMessage, slots: asyncio.Semaphore) -> None:
+    async def _handle(self, messages: list[QueueMessage], slots: asyncio.Semaphore) -> None:
+        pending = {message.receipt: message for message in messages}
         try:
             async with kept_renewed(
-                lambda: self._extend(message), every=self._visibility / 2, what="message visibility", id=message.id
+                lambda: self._extend(pending.values()), every=self._visibility / 2, what="message visibility"
             ):
-                for event in chunks_in_event(message.body):
-                    await self._finalizer.on_chunk_stored(event)
-            await self._queue.delete(message.receipt)
-        except MalformedEvent as exc:
-            log.warning("malformed event left for the dead-letter queue", message_id=message.id, reason=str(exc))
-            return
+                events = self._events_in(messages)
+                ready = await self._finalizer.record([event for found in events.values() for event in found])
+                finishing = {session.id for session in ready}
+                done = [receipt for receipt, found in events.items() if not finishing & {e.upload_id for e in found}]
+                await self._acknowledge(pending, done)
+                for upload_id in finishing:
+                    await self._finalizer.finalize(upload_id)
+                    completing = [r for r, found in events.items() if upload_id in {e.upload_id for e in found}]
+                    await self._acknowledge(pending, [r for r in completing if r in pending])
         except asyncio.CancelledError:
-            # Shutting down: let another worker (or this one after a restart) take it right away.
+            # Shutting down: let another worker (or this one after a restart) take them right away.
             with contextlib.suppress(Exception):
-                await self._queue.extend_visibility(message.receipt, 0)
+                for message in pending.values():
+                    await self._queue.extend_visibility(message.receipt, 0)
             raise
         except Exception:
-            # Never let one message end the worker: it comes back after its visibility timeout.
-            log.exception("event handling failed; it will be retried", message_id=message.id)
+            # Never let one batch end the worker: what it left comes back after its visibility timeout.
+            log.exception("event handling failed; it will be retried", messages=len(pending))
         finally:
             slots.release()
 
-    async def _extend(self, message: QueueMessage) -> bool:
-        await self._queue.extend_visibility(message.receipt, self._visibility)
+    def _events_in(self, messages: list[QueueMessage]) -> dict[str, list[ChunkStored]]:
+        """The chunk events of each well-formed message, by receipt; malformed ones are left alone."""
+        events: dict[str, list[ChunkStored]] = {}
+        for message in messages:
+            try:
+                events[message.receipt] = chunks_in_event(message.body)
+            except MalformedEvent as exc:
+                log.warning("malformed event left for the dead-letter queue", message_id=message.id, reason=str(exc))
+        return events
+
+    async def _acknowledge(self, pending: dict[str, QueueMessage], receipts: list[str]) -> None:
+        if receipts:
+            await self._queue.delete(*receipts)
+            for receipt in receipts:
+                del pending[receipt]
+
+    async def _extend(self, messages: Iterable[QueueMessage]) -> bool:
+        for message in list(messages):
+            await self._queue.extend_visibility(message.receipt, self._visibility)
         return True
 
 

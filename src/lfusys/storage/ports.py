@@ -16,7 +16,7 @@ Domain modules depend only on these Protocols; their records live with their dom
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,6 +28,7 @@ from lfusys.files.ranges import ByteRange
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.files.signing import SignedLinks
 from lfusys.sessions.records import StoredChunk, UploadSession
+from lfusys.storage.objects import ChunkStored
 
 # --- accounts ------------------------------------------------------------------------------------
 
@@ -98,11 +99,12 @@ class UploadStore(Protocol):
         (``None`` if there is none), so the caller learns in the same step whether it has ended."""
         ...
 
-    async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
-        """Add ``n`` to the chunk set (set semantics; a ``pending`` session becomes ``in_progress``).
+    async def record_chunks(self, chunks: Sequence[ChunkStored], now: datetime) -> list[UploadSession]:
+        """Add each chunk to its session's chunk set (set semantics; a ``pending`` session becomes
+        ``in_progress``), in as few steps as the backend can.
 
-        Ignored for a session that no longer accepts chunks. Returns the session afterwards, or
-        ``None`` if it does not exist.
+        A chunk of a session that no longer accepts chunks, or out of its range, is ignored. Returns
+        every named session that exists, as it is afterwards.
         """
         ...
 
@@ -365,7 +367,9 @@ class EventQueue(Protocol):
         """
         ...
 
-    async def delete(self, receipt: str) -> None: ...
+    async def delete(self, *receipts: str) -> None:
+        """Acknowledge handled messages (SQS: ``DeleteMessageBatch`` for up to ten)."""
+        ...
 
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
         """Keep a message hidden for another ``seconds`` from now (0: visible again at once)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,8 @@ import pytest
 from lfusys.auth.records import User
 from lfusys.services import Services, background_work
 from lfusys.sessions.finalizer import file_id_for
-from lfusys.sessions.records import UploadStatus
-from lfusys.storage.objects import ChunkStored
+from lfusys.sessions.records import UploadSession, UploadStatus
+from lfusys.storage.objects import ChunkStored, chunks_in_event
 from tests.support import (
     FakeClock,
     body_of,
@@ -91,19 +91,22 @@ async def test_a_multi_chunk_upload_with_one_event_dead_lettered_completes(
         owner = await register_owner(services)
         data = random_bytes(4096 * 3)
         session = await stored_upload(services, owner, data)
-        handle = services.finalizer.on_chunk_stored
+        record = services.finalizer.record
         poisoned: list[ChunkStored] = []
 
-        async def fails_for_chunk_2(event: ChunkStored) -> None:
-            if event.n == 2 and not poisoned:
-                poisoned.append(event)
+        async def chunk_2_fails(events: Sequence[ChunkStored]) -> list[UploadSession]:
+            if ChunkStored(session.id, 2) in events and not poisoned:
+                poisoned.append(ChunkStored(session.id, 2))
+                await record([event for event in events if event.n != 2])  # the others get through
                 raise RuntimeError("the database was locked")
-            await handle(event)
+            return await record(events)
 
-        monkeypatch.setattr(services.finalizer, "on_chunk_stored", fails_for_chunk_2)
+        monkeypatch.setattr(services.finalizer, "record", chunk_2_fails)
         async with background_work(services):
             await eventually(lambda: completed(services, session.id), within=15)
 
+        dead = [letter.body for letter in await services.backend.queue.dead_letters(10)]
+        assert any(ChunkStored(session.id, 2) in chunks_in_event(body) for body in dead)
         assert poisoned == [ChunkStored(session.id, 2)]
         assert await file_bytes(services, file_id_for(session.id)) == data
 

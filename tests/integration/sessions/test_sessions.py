@@ -466,7 +466,7 @@ async def test_a_failed_upload_says_why(app_factory: AppFactory) -> None:
             assert (await put_chunk(client, created["upload_id"], n, chunks[n - 1])).status_code == 200
         services = services_from(app.state)
         # Chunk 2's storage event arrives, but its bytes are lost from storage.
-        await services.finalizer.on_chunk_stored(ChunkStored(created["upload_id"], 2))
+        await services.finalizer.on_chunks_stored([ChunkStored(created["upload_id"], 2)])
         await services.janitor.sweep()
 
         failed = await wait_for_status(client, created["upload_id"], "failed")

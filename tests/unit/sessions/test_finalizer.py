@@ -85,11 +85,11 @@ async def test_two_workers_recording_the_last_chunk_at_once_make_one_file(
     data = random_bytes(4096 * 3)
     session = await stored_upload(services, owner, data)
     for n in (1, 2):
-        await services.finalizer.on_chunk_stored(ChunkStored(session.id, n))
+        await services.finalizer.on_chunks_stored([ChunkStored(session.id, n)])
 
     await asyncio.gather(
-        services.finalizer.on_chunk_stored(ChunkStored(session.id, 3)),
-        second.finalizer.on_chunk_stored(ChunkStored(session.id, 3)),
+        services.finalizer.on_chunks_stored([ChunkStored(session.id, 3)]),
+        second.finalizer.on_chunks_stored([ChunkStored(session.id, 3)]),
     )
 
     assert (await stored_session(services, session.id)).status is UploadStatus.COMPLETED
@@ -169,8 +169,8 @@ async def test_a_chunk_whose_hash_was_never_saved_is_hashed_from_storage(
 async def test_an_incomplete_session_is_not_finalized(services: Services, owner: User) -> None:
     data = random_bytes(4096 * 3)
     session = await stored_upload(services, owner, data, order=[1, 3])
-    await services.finalizer.on_chunk_stored(ChunkStored(session.id, 1))
-    await services.finalizer.on_chunk_stored(ChunkStored(session.id, 3))
+    await services.finalizer.on_chunks_stored([ChunkStored(session.id, 1)])
+    await services.finalizer.on_chunks_stored([ChunkStored(session.id, 3)])
 
     assert not await services.finalizer.finalize(session.id)
     stored = await stored_session(services, session.id)
@@ -179,7 +179,7 @@ async def test_an_incomplete_session_is_not_finalized(services: Services, owner:
 
 
 async def test_events_for_an_unknown_upload_are_dropped(services: Services, owner: User) -> None:
-    await services.finalizer.on_chunk_stored(ChunkStored("nosuchupload", 1))
+    await services.finalizer.on_chunks_stored([ChunkStored("nosuchupload", 1)])
 
     assert await services.backend.uploads.get("nosuchupload") is None
     assert await file_ids(services, owner) == []

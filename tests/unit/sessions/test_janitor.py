@@ -88,7 +88,7 @@ async def test_chunks_whose_events_were_lost_are_recorded_and_the_upload_finishe
     data = random_bytes(4096 * 3)
     session = await stored_upload(services, owner, data)
     assert await lose_queued_events(services) == 3  # every storage event lost
-    await services.finalizer.on_chunk_stored(ChunkStored(session.id, 2))  # one arrived
+    await services.finalizer.on_chunks_stored([ChunkStored(session.id, 2)])  # one arrived
 
     report = await services.janitor.sweep()
 
@@ -162,7 +162,7 @@ async def test_an_idle_session_is_only_pushed_on_after_stalled_after(tmp_path: P
 
 async def test_a_partial_idle_session_is_left_alone(services: Services, owner: User) -> None:
     session = await stored_upload(services, owner, random_bytes(4096 * 3), order=[1])
-    await services.finalizer.on_chunk_stored(ChunkStored(session.id, 1))
+    await services.finalizer.on_chunks_stored([ChunkStored(session.id, 1)])
 
     report = await services.janitor.sweep()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
@@ -18,6 +18,7 @@ from lfusys.auth.records import User
 from lfusys.services import Services
 from lfusys.sessions import worker as worker_module
 from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.records import UploadSession
 from lfusys.sessions.worker import EventWorker
 from lfusys.storage.objects import ChunkStored, object_created_event
 from lfusys.storage.ports import DeadLetter, EventQueue, QueueMessage
@@ -63,6 +64,7 @@ class WatchedQueue:
     def __init__(self, queue: EventQueue) -> None:
         self.queue = queue
         self.deleted = 0
+        self.deletions = 0
 
     async def send(self, body: str) -> None:
         await self.queue.send(body)
@@ -70,9 +72,10 @@ class WatchedQueue:
     async def receive(self, max_messages: int, wait_seconds: float, visibility_timeout: float) -> list[QueueMessage]:
         return await self.queue.receive(max_messages, wait_seconds, visibility_timeout)
 
-    async def delete(self, receipt: str) -> None:
-        await self.queue.delete(receipt)
-        self.deleted += 1
+    async def delete(self, *receipts: str) -> None:
+        await self.queue.delete(*receipts)
+        self.deleted += len(receipts)
+        self.deletions += 1
 
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
         await self.queue.extend_visibility(receipt, seconds)
@@ -197,16 +200,18 @@ async def test_malformed_messages_end_in_the_dead_letters(services: Services, bo
 
 
 class RecordingFinalizer:
-    """Stands in for the finalizer to observe how the worker schedules work."""
+    """Stands in for the finalizer to observe how the worker schedules work: every recorded batch
+    takes ``hold`` seconds (or until ``release`` is set)."""
 
     def __init__(self, hold: float = 0.0) -> None:
         self.hold = hold
         self.running = 0
         self.most_at_once = 0
+        self.batches = 0
         self.seen: list[ChunkStored] = []
         self.release = asyncio.Event()
 
-    async def on_chunk_stored(self, event: ChunkStored) -> None:
+    async def record(self, events: Sequence[ChunkStored]) -> list[UploadSession]:
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -214,9 +219,14 @@ class RecordingFinalizer:
                 await asyncio.sleep(self.hold)
             else:
                 await self.release.wait()
-            self.seen.append(event)
+            self.seen.extend(events)
+            self.batches += 1
         finally:
             self.running -= 1
+        return []
+
+    async def finalize(self, upload_id: str) -> bool:
+        raise AssertionError("nothing is complete here")
 
 
 async def send_chunk_events(queue: EventQueue, count: int) -> None:
@@ -224,16 +234,31 @@ async def send_chunk_events(queue: EventQueue, count: int) -> None:
         await queue.send(object_created_event("lfusys", f"uploads/upload{n}/chunk_1", 1, n))
 
 
-async def test_concurrency_is_bounded_across_batches(services: Services) -> None:
+async def test_events_are_handled_in_batches_and_acknowledged_together(services: Services) -> None:
+    queue = WatchedQueue(services.backend.queue)
+    await send_chunk_events(queue, 30)
+    finalizer = RecordingFinalizer(hold=0.001)
+
+    async with running(make_worker(queue, finalizer, concurrency=1)):
+        await eventually(lambda: queue.acknowledged(30))
+
+    assert sorted(event.upload_id for event in finalizer.seen) == sorted(f"upload{n}" for n in range(1, 31))
+    assert finalizer.batches <= 10  # up to ten messages a batch, not one each
+    assert queue.deletions == finalizer.batches  # one acknowledgement per batch
+    assert await left_on(queue) == []
+
+
+async def test_concurrency_bounds_the_batches_in_hand(services: Services) -> None:
     queue = services.backend.queue
-    await send_chunk_events(queue, 12)
-    finalizer = RecordingFinalizer(hold=0.02)
+    await send_chunk_events(queue, 40)
+    finalizer = RecordingFinalizer(hold=0.05)
 
     async with running(make_worker(queue, finalizer, concurrency=3)):
-        await eventually(lambda: _true(len(finalizer.seen) == 12))
+        await eventually(lambda: _true(len(finalizer.seen) == 40))
 
     assert await left_on(queue) == []
-    assert finalizer.most_at_once == 3
+    assert finalizer.most_at_once <= 3
+    assert finalizer.most_at_once >= 2  # batches overlap: the bound is what stops more
 
 
 async def test_a_long_handling_keeps_its_message_hidden_and_then_deletes_it(services: Services) -> None:
@@ -259,7 +284,7 @@ async def test_stopping_returns_unfinished_messages_to_the_queue_at_once(service
     finalizer = RecordingFinalizer()  # never released: the work cannot finish within the grace period
 
     async with running(make_worker(queue, finalizer, visibility=timedelta(seconds=30))):
-        await eventually(lambda: _true(finalizer.running == 2))
+        await eventually(lambda: _true(finalizer.running >= 1))
 
     returned = await queue.receive(10, 0, 30)
     assert sorted(m.receive_count for m in returned) == [2, 2]
@@ -272,7 +297,7 @@ async def test_stopping_lets_in_flight_work_finish_within_the_grace_period(servi
     finalizer = RecordingFinalizer(hold=0.02)
 
     async with running(make_worker(queue, finalizer)):
-        await eventually(lambda: _true(finalizer.running == 2))
+        await eventually(lambda: _true(finalizer.running >= 1))
 
     assert len(finalizer.seen) == 2
     assert await left_on(queue) == []
@@ -304,26 +329,51 @@ async def test_a_failing_queue_does_not_stop_the_worker(services: Services, monk
     assert await left_on(queue) == []
 
 
-async def test_a_failing_handler_leaves_the_message_for_a_retry(services: Services, owner: User) -> None:
+async def test_a_failing_handler_leaves_the_message_for_a_retry(
+    services: Services, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = random_bytes(4096)
     session = await stored_upload(services, owner, data)
     calls = 0
-    original = services.finalizer.on_chunk_stored
+    original = services.finalizer.record
 
-    async def flaky(event: ChunkStored) -> None:
+    async def flaky(events: Sequence[ChunkStored]) -> list[UploadSession]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OSError("disk hiccup")
-        await original(event)
+        return await original(events)
 
-    worker = make_worker(services.backend.queue, type("F", (), {"on_chunk_stored": staticmethod(flaky)})())
+    monkeypatch.setattr(services.finalizer, "record", flaky)
 
-    async with running(worker):
+    async with running(make_worker(services.backend.queue, services.finalizer)):
         await eventually(lambda: completed(services, session.id))
 
     assert calls >= 2  # the failed first attempt, then the retry (a slow machine may redeliver once more)
     assert await upload_file_bytes(services, session.id) == data
+
+
+async def test_the_message_that_completes_a_session_is_acknowledged_after_the_finalization(
+    services: Services, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random_bytes(4096 * 2)
+    session = await stored_upload(services, owner, data)
+    queue = WatchedQueue(services.backend.queue)
+    finalize = services.finalizer.finalize
+    acknowledged_when_finalizing: list[int] = []
+
+    async def watched(upload_id: str) -> bool:
+        acknowledged_when_finalizing.append(queue.deleted)
+        return await finalize(upload_id)
+
+    monkeypatch.setattr(services.finalizer, "finalize", watched)
+
+    async with running(make_worker(queue, services.finalizer)):
+        await eventually(lambda: completed(services, session.id))
+        await eventually(lambda: queue.acknowledged(2))
+
+    assert acknowledged_when_finalizing == [0]  # both events came in one batch, held until it finished
+    assert await left_on(queue) == []
 
 
 async def _true(value: bool) -> bool:

@@ -95,8 +95,15 @@ class LocalEventQueue:
 
         return await self._db.transaction(receive)
 
-    async def delete(self, receipt: str) -> None:
-        await self._db.execute("DELETE FROM event_queue WHERE id = ? AND receipt = ?", (_message_id(receipt), receipt))
+    async def delete(self, *receipts: str) -> None:
+        if not receipts:
+            return
+        await self._db.run(
+            lambda connection: connection.executemany(
+                "DELETE FROM event_queue WHERE id = ? AND receipt = ?",
+                [(_message_id(receipt), receipt) for receipt in receipts],
+            )
+        )
 
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
         await self._db.execute(

@@ -6,6 +6,7 @@ Every method is one operation in the database thread (see :mod:`lfusys.storage.l
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -13,6 +14,7 @@ import msgspec
 from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.local.usage import change_usage
+from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import Part
 
 _ACCEPTING = (UploadStatus.PENDING.value, UploadStatus.IN_PROGRESS.value)
@@ -66,6 +68,32 @@ def _end_without_file(
         return False
     change_usage(connection, row["owner_id"], -row["file_size"])
     return True
+
+
+def _record_one(connection: sqlite3.Connection, chunk: ChunkStored, now: datetime) -> None:
+    session = connection.execute("SELECT status, total_chunks FROM uploads WHERE id = ?", (chunk.upload_id,)).fetchone()
+    if session is None or session["status"] not in _ACCEPTING or not 1 <= chunk.n <= session["total_chunks"]:
+        return
+    existing = connection.execute(
+        "SELECT recorded_at FROM upload_chunks WHERE upload_id = ? AND n = ?", (chunk.upload_id, chunk.n)
+    ).fetchone()
+    if existing is not None and existing["recorded_at"] is not None:
+        return
+    if existing is None:
+        connection.execute(
+            "INSERT INTO upload_chunks (upload_id, n, recorded_at) VALUES (?, ?, ?)",
+            (chunk.upload_id, chunk.n, db_time(now)),
+        )
+    else:
+        connection.execute(
+            "UPDATE upload_chunks SET recorded_at = ? WHERE upload_id = ? AND n = ?",
+            (db_time(now), chunk.upload_id, chunk.n),
+        )
+    connection.execute(
+        "UPDATE uploads SET recorded_chunks = recorded_chunks + 1, stored_chunks = stored_chunks + ?,"
+        " status = ?, updated_at = ? WHERE id = ?",
+        (int(existing is None), UploadStatus.IN_PROGRESS.value, db_time(now), chunk.upload_id),
+    )
 
 
 class SqliteUploadStore:
@@ -138,32 +166,12 @@ class SqliteUploadStore:
 
         return await self._db.transaction(save)
 
-    async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
-        def record(connection: sqlite3.Connection) -> UploadSession | None:
-            session = _fetch_session(connection, upload_id)
-            if session is None or not session.status.accepts_chunks or not 1 <= n <= session.total_chunks:
-                return session
-            existing = connection.execute(
-                "SELECT recorded_at FROM upload_chunks WHERE upload_id = ? AND n = ?", (upload_id, n)
-            ).fetchone()
-            if existing is not None and existing["recorded_at"] is not None:
-                return session
-            if existing is None:
-                connection.execute(
-                    "INSERT INTO upload_chunks (upload_id, n, recorded_at) VALUES (?, ?, ?)",
-                    (upload_id, n, db_time(now)),
-                )
-            else:
-                connection.execute(
-                    "UPDATE upload_chunks SET recorded_at = ? WHERE upload_id = ? AND n = ?",
-                    (db_time(now), upload_id, n),
-                )
-            connection.execute(
-                "UPDATE uploads SET recorded_chunks = recorded_chunks + 1, stored_chunks = stored_chunks + ?,"
-                " status = ?, updated_at = ? WHERE id = ?",
-                (int(existing is None), UploadStatus.IN_PROGRESS.value, db_time(now), upload_id),
-            )
-            return _fetch_session(connection, upload_id)
+    async def record_chunks(self, chunks: Sequence[ChunkStored], now: datetime) -> list[UploadSession]:
+        def record(connection: sqlite3.Connection) -> list[UploadSession]:
+            for chunk in chunks:
+                _record_one(connection, chunk, now)
+            named = list(dict.fromkeys(chunk.upload_id for chunk in chunks))
+            return [session for upload_id in named if (session := _fetch_session(connection, upload_id))]
 
         return await self._db.transaction(record)
 

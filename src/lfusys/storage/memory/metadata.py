@@ -7,6 +7,7 @@ each is atomic, as each local store method is one SQLite transaction.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from lfusys.clock import Clock
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.cursors import decode_cursor, encode_cursor
+from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import Part
 
 
@@ -140,16 +142,22 @@ class MemoryUploadStore:
             row.chunks[n] = replace(chunk, sha256=sha256)
         return row.session
 
-    async def record_chunk(self, upload_id: str, n: int, now: datetime) -> UploadSession | None:
-        row = self._rows.get(upload_id)
+    async def record_chunks(self, chunks: Sequence[ChunkStored], now: datetime) -> list[UploadSession]:
+        for chunk in chunks:
+            self._record_one(chunk, now)
+        named = dict.fromkeys(chunk.upload_id for chunk in chunks)
+        return [self._rows[upload_id].session for upload_id in named if upload_id in self._rows]
+
+    def _record_one(self, stored: ChunkStored, now: datetime) -> None:
+        row = self._rows.get(stored.upload_id)
         if row is None:
-            return None
-        session = row.session
+            return
+        session, n = row.session, stored.n
         if not session.status.accepts_chunks or not 1 <= n <= session.total_chunks:
-            return session
+            return
         chunk = row.chunks.get(n)
         if chunk is not None and chunk.recorded:
-            return session
+            return
         row.chunks[n] = StoredChunk(n=n, sha256=None, recorded=True) if chunk is None else replace(chunk, recorded=True)
         row.session = replace(
             session,
@@ -158,7 +166,6 @@ class MemoryUploadStore:
             status=UploadStatus.IN_PROGRESS,
             updated_at=now,
         )
-        return row.session
 
     async def list_chunks(self, upload_id: str, after: int = 0, limit: int = 1000) -> list[StoredChunk]:
         row = self._rows.get(upload_id)

@@ -86,10 +86,11 @@ class MemoryEventQueue:
         message = self._messages.get(int(head)) if head.isdigit() else None
         return message if message is not None and message.receipt == receipt else None
 
-    async def delete(self, receipt: str) -> None:
-        message = self._held(receipt)
-        if message is not None:
-            del self._messages[message.id]
+    async def delete(self, *receipts: str) -> None:
+        for receipt in receipts:
+            message = self._held(receipt)
+            if message is not None:
+                del self._messages[message.id]
 
     async def extend_visibility(self, receipt: str, seconds: float) -> None:
         message = self._held(receipt)

@@ -83,11 +83,11 @@ async def test_two_workers_recording_the_last_chunk_at_once_make_one_file(
     data = random_bytes(4096 * 3)
     session = await stored_upload(services, owner, data)
     for n in (1, 2):
-        await services.finalizer.on_chunk_stored(ChunkStored(session.id, n))
+        await services.finalizer.on_chunks_stored([ChunkStored(session.id, n)])
 
     await asyncio.gather(
-        services.finalizer.on_chunk_stored(ChunkStored(session.id, 3)),
-        second_process.finalizer.on_chunk_stored(ChunkStored(session.id, 3)),
+        services.finalizer.on_chunks_stored([ChunkStored(session.id, 3)]),
+        second_process.finalizer.on_chunks_stored([ChunkStored(session.id, 3)]),
     )
 
     assert (await stored_session(services, session.id)).status is UploadStatus.COMPLETED
