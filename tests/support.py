@@ -387,9 +387,12 @@ async def lose_queued_events(services: Services) -> int:
 
 
 async def take_queued_events(services: Services) -> list[str]:
-    """Take every visible storage event off the queue without handling it; return their bodies."""
+    """Take every visible storage event off the queue without handling it; return their bodies.
+
+    Events go out beside a store's answer, not before it (as S3's do): this waits until a short long
+    poll comes back empty."""
     bodies: list[str] = []
-    while messages := await services.backend.queue.receive(10, 0, 3600):
+    while messages := await services.backend.queue.receive(10, 0.1, 3600):
         for message in messages:
             bodies.append(message.body)
             await services.backend.queue.delete(message.receipt)

@@ -15,7 +15,7 @@ from lfusys.errors import InvalidInput, UnsupportedMediaType
 _VALIDATION_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 
 
-def requires_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: 415 unless the request declares a JSON body (``application/json`` or ``*+json``)."""
     media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):

@@ -27,9 +27,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
 
 
 async def announced(backend: Backend) -> list[str]:
-    """The storage events the backend has queued since this was last asked (taken off the queue)."""
+    """The storage events the backend has queued since this was last asked (taken off the queue).
+
+    Events go out beside a store's answer, not before it (as S3's do), so this waits a moment for
+    them: until a short long poll comes back empty.
+    """
     bodies: list[str] = []
-    while messages := await backend.queue.receive(10, 0, 3600):
+    while messages := await backend.queue.receive(10, 0.1, 3600):
         for message in messages:
             bodies.append(message.body)
             await backend.queue.delete(message.receipt)

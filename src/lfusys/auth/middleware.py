@@ -29,8 +29,11 @@ class CookieAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=user, auth=claims)
 
 
-def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: 401 unless the request carries a valid access token of an active sign-in."""
+async def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: 401 unless the request carries a valid access token of an active sign-in.
+
+    Async, like every guard here: Litestar runs a plain function guard in a worker thread.
+    """
     if connection.scope.get("user") is None:
         reason = connection.scope.get("auth")
         raise NotAuthenticated(reason if isinstance(reason, str) else "not signed in")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import unicodedata
@@ -138,8 +139,9 @@ class AuthService:
     async def authenticate(self, access_token: str | None) -> tuple[User, TokenClaims]:
         """The user behind an access token, if its sign-in is still active."""
         claims = self._decode(TokenType.ACCESS, access_token)
-        user = await self._users.get(claims.sub)
-        if user is None or not await self._tokens.is_family_active(claims.fid):
+        # Both lookups at once: this runs before every request, chunk uploads included.
+        user, active = await asyncio.gather(self._users.get(claims.sub), self._tokens.is_family_active(claims.fid))
+        if user is None or not active:
             raise NotAuthenticated("session ended; sign in again")
         return user, claims
 

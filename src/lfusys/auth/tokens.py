@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 import jwt
@@ -11,6 +12,7 @@ import msgspec
 
 _ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "fid"]
+_REMEMBERED_TOKENS = 4096
 
 
 class TokenType(enum.StrEnum):
@@ -44,6 +46,7 @@ class TokenCodec:
     ) -> None:
         self._secrets = {TokenType.ACCESS: access_secret, TokenType.REFRESH: refresh_secret}
         self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
+        self._verified: OrderedDict[tuple[TokenType, str], TokenClaims] = OrderedDict()
 
     def issue(self, kind: TokenType, *, user_id: str, family_id: str, now: datetime) -> tuple[str, TokenClaims]:
         claims = TokenClaims(
@@ -58,7 +61,23 @@ class TokenCodec:
         return encoded, claims
 
     def decode(self, kind: TokenType, encoded: str, now: datetime) -> TokenClaims:
-        """Verify signature (HS256 pinned), type and expiry at ``now``; raise :class:`InvalidToken`."""
+        """Verify signature (HS256 pinned), type and expiry at ``now``; raise :class:`InvalidToken`.
+
+        A browser presents one access token for every request of its lifetime (every chunk of an
+        upload), so tokens already verified are remembered (a bounded number, newest kept); expiry
+        is still checked every time.
+        """
+        claims = self._verified.get((kind, encoded))
+        if claims is None:
+            claims = self._verify(kind, encoded)
+            self._verified[(kind, encoded)] = claims
+            if len(self._verified) > _REMEMBERED_TOKENS:
+                self._verified.popitem(last=False)
+        if claims.exp <= now.timestamp():
+            raise InvalidToken(f"{kind} token expired")
+        return claims
+
+    def _verify(self, kind: TokenType, encoded: str) -> TokenClaims:
         try:
             payload = jwt.decode(
                 encoded,
@@ -72,6 +91,4 @@ class TokenCodec:
             raise InvalidToken(f"invalid {kind} token") from None
         if claims.type is not kind:
             raise InvalidToken(f"invalid {kind} token")
-        if claims.exp <= now.timestamp():
-            raise InvalidToken(f"{kind} token expired")
         return claims

@@ -4,6 +4,7 @@ queue, the filesystem for bytes) and the in-process KV."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from lfusys.clock import Clock
@@ -19,10 +20,15 @@ from lfusys.storage.local.uploads import SqliteUploadStore
 from lfusys.storage.memory.kv import MemoryKV
 from lfusys.storage.ports import Backend
 
+_FILE_THREADS = 32
+
 
 @asynccontextmanager
 async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock) -> AsyncIterator[Backend]:
     database = await Database.open(settings.local.database_path)
+    # Chunk bodies are written and fsynced here: room for every chunk of a busy server at once.
+    file_work = ThreadPoolExecutor(max_workers=_FILE_THREADS, thread_name_prefix="blobs")
+    blobs: LocalBlobStore | None = None
     try:
         await apply_migrations(database)
         queue = LocalEventQueue(database, max_receives=settings.queue.queue_max_receives)
@@ -31,6 +37,7 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
         async def database_answers() -> None:
             await database.fetch_one("SELECT 1")
 
+        blobs = LocalBlobStore(settings.local.blob_root, on_object_created=queue.send, links=links, executor=file_work)
         yield Backend(
             name="local",
             description=f"local: data in {settings.local.data_dir.resolve()}",
@@ -38,13 +45,16 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
             tokens=SqliteTokenStore(database),
             uploads=SqliteUploadStore(database),
             files=SqliteFileStore(database),
-            blobs=LocalBlobStore(settings.local.blob_root, on_object_created=queue.send, links=links),
+            blobs=blobs,
             queue=queue,
             kv=MemoryKV(clock),
             links=links,
             checks={"metadata": database_answers},
         )
     finally:
+        if blobs is not None:
+            await blobs.flush()  # the last chunks' events, before the queue's database closes
+        file_work.shutdown(wait=True)
         await database.close()
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -24,11 +26,11 @@ import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio.to_thread
 import structlog
 
 from lfusys.files.ranges import ByteRange
@@ -56,6 +58,7 @@ _CHUNK_NAME = re.compile(r"^chunk_(\d+)$")
 _MANIFEST = "manifest.json"
 
 EventSink = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
 
 
 def _hash_file(path: Path) -> str:
@@ -64,6 +67,18 @@ def _hash_file(path: Path) -> str:
         while block := handle.read(_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SYNC_FILE_RANGE = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)  # Linux only
+_SYNC_FILE_RANGE_WRITE = 2
+_WRITEBACK_EVERY = 4 * 1024 * 1024
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: queue these dirty pages for writing, without
+    waiting and without dropping them (the os module does not offer it; elsewhere this does nothing)."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, ctypes.c_int64(offset), ctypes.c_int64(length), _SYNC_FILE_RANGE_WRITE)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,14 +100,18 @@ class _ChunkWriter:
     ``writev``, so the bytes are never copied into one buffer first.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, executor: Executor | None) -> None:
         self.fd = fd
+        self.executor = executor
+        self.written = 0
+        self.queued = 0
         self.digest = hashlib.sha256()
         self._in_flight: asyncio.Future[None] | None = None
 
     def _write(self, pieces: list[bytes]) -> None:
         for piece in pieces:
             self.digest.update(piece)
+        self.written += sum(len(piece) for piece in pieces)
         views = [memoryview(piece) for piece in pieces]
         while views:
             # A slow client's tiny pieces may outnumber what one writev takes (IOV_MAX, 1024 here).
@@ -102,11 +121,15 @@ class _ChunkWriter:
                 views.pop(0)
             if views and written:
                 views[0] = views[0][written:]
+        # Start writing what is written to disk every few MiB, so the chunk's final fsync has little left
+        # to wait for.
+        if self.written - self.queued >= _WRITEBACK_EVERY:
+            _start_writeback(self.fd, self.queued, self.written - self.queued)
+            self.queued = self.written
 
     async def submit(self, pieces: list[bytes]) -> None:
         await self.drain()
-        # The loop's own executor: lighter than anyio's per-call machinery, which counts per block.
-        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, pieces)
+        self._in_flight = asyncio.get_running_loop().run_in_executor(self.executor, self._write, pieces)
 
     async def drain(self) -> None:
         if self._in_flight is not None:
@@ -115,7 +138,15 @@ class _ChunkWriter:
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path, on_object_created: EventSink, links: SignedLinks, bucket: str = "lfusys") -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_object_created: EventSink,
+        links: SignedLinks,
+        executor: Executor | None = None,
+        bucket: str = "lfusys",
+    ) -> None:
+        self._executor = executor
         self._uploads = root / "uploads"
         self._assembling = root / "assembling"
         self._files = root / "files"
@@ -123,8 +154,13 @@ class LocalBlobStore:
         self._links = links
         self._bucket = bucket
         self._sequencer = 0
+        self._emitting: set[asyncio.Task[None]] = set()
         for directory in (self._uploads, self._assembling, self._files):
             directory.mkdir(parents=True, exist_ok=True)
+
+    def _in_thread(self, function: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run blocking file work off the event loop (plain executor: cheaper per call than anyio's)."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
 
     def _chunk_path(self, upload_id: str, n: int) -> Path:
         return self._uploads / checked_id(upload_id) / f"chunk_{int(n)}"
@@ -145,14 +181,23 @@ class LocalBlobStore:
             if exc.errno in _OUT_OF_SPACE:
                 raise StorageFull(f"no space left to store chunk {n}") from None
             raise
-        # A repeat emits the event again: if the first one was lost, this makes it good.
-        await self._emit_object_created(chunk_key(upload_id, n), size)
+        # A repeat emits the event again: if the first one was lost, this makes it good. Like S3, the
+        # event goes out beside the answer, not before it: the caller need not wait for the queue.
+        self._sequencer += 1
+        emitting = asyncio.create_task(self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer))
+        self._emitting.add(emitting)
+        emitting.add_done_callback(self._emitting.discard)
         return stored
+
+    async def flush(self) -> None:
+        """Wait until every storage event of a stored chunk has been handed to the queue."""
+        while self._emitting:
+            await asyncio.wait(set(self._emitting))
 
     async def _store_chunk(self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
-        fd = await anyio.to_thread.run_sync(_open_temporary, temporary)
-        writer = _ChunkWriter(fd)
+        fd = await self._in_thread(_open_temporary, temporary)
+        writer = _ChunkWriter(fd, self._executor)
         committed = False
         try:
             received = await self._receive(body, writer, size)
@@ -162,17 +207,16 @@ class LocalBlobStore:
             if actual != sha256:
                 raise ChunkHashMismatch(actual)
             committed = True
-            return await anyio.to_thread.run_sync(_commit_chunk, fd, temporary, final, sha256)
+            return await self._in_thread(_commit_chunk, fd, temporary, final, sha256)
         finally:
             if not committed:
                 with contextlib.suppress(Exception):  # the original error is already on its way up
                     await writer.drain()
-                await anyio.to_thread.run_sync(_discard_temporary, fd, temporary)
+                await self._in_thread(_discard_temporary, fd, temporary)
 
-    async def _emit_object_created(self, key: str, size: int) -> None:
-        self._sequencer += 1
+    async def _emit_object_created(self, key: str, size: int, sequencer: int) -> None:
         try:
-            await self._on_object_created(object_created_event(self._bucket, key, size, self._sequencer))
+            await self._on_object_created(object_created_event(self._bucket, key, size, sequencer))
         except Exception:
             # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
             log.exception("storage event could not be queued; recovery will record the chunk", key=key)
@@ -198,7 +242,7 @@ class LocalBlobStore:
 
     async def chunk_sha256(self, upload_id: str, n: int) -> str:
         try:
-            return await anyio.to_thread.run_sync(_hash_file, self._chunk_path(upload_id, n))
+            return await self._in_thread(_hash_file, self._chunk_path(upload_id, n))
         except FileNotFoundError:
             raise ChunkMissing(n) from None
 
@@ -211,34 +255,34 @@ class LocalBlobStore:
             found = (_CHUNK_NAME.match(entry.name) for entry in os.scandir(directory))
             return sorted(int(match.group(1)) for match in found if match)
 
-        return await anyio.to_thread.run_sync(scan)
+        return await self._in_thread(scan)
 
     async def delete_chunk(self, upload_id: str, n: int) -> None:
         path = self._chunk_path(upload_id, n)
-        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        await self._in_thread(lambda: path.unlink(missing_ok=True))
 
     async def delete_upload(self, upload_id: str) -> None:
         directory = self._uploads / checked_id(upload_id)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+        await self._in_thread(lambda: shutil.rmtree(directory, ignore_errors=True))
 
     # --- assembly ----------------------------------------------------------------------------
 
     async def start_assembly(self, file_id: str) -> str:
         assembly_id = secrets.token_hex(8)
         directory = self._assembly_dir(file_id, assembly_id)
-        await anyio.to_thread.run_sync(directory.mkdir)
+        await self._in_thread(directory.mkdir)
         return assembly_id
 
     async def copy_parts(self, file_id: str, assembly_id: str, upload_id: str, chunks: list[ChunkSpan]) -> list[Part]:
         assembly = self._assembly_dir(file_id, assembly_id)
         sources = [(self._chunk_path(upload_id, chunk.n), chunk) for chunk in chunks]
         # Links are cheap: all of them in one hand-off to a thread.
-        return await anyio.to_thread.run_sync(
+        return await self._in_thread(
             lambda: [_link_part(source, assembly / _part_name(chunk.n), chunk) for source, chunk in sources]
         )
 
     async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
-        return await anyio.to_thread.run_sync(
+        return await self._in_thread(
             self._complete, self._assembly_dir(file_id, assembly_id), self._file_dir(file_id), parts
         )
 
@@ -268,17 +312,17 @@ class LocalBlobStore:
 
     async def abort_assembly(self, file_id: str, assembly_id: str) -> None:
         directory = self._assembly_dir(file_id, assembly_id)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+        await self._in_thread(lambda: shutil.rmtree(directory, ignore_errors=True))
 
     # --- files -------------------------------------------------------------------------------
 
     async def file_size(self, file_id: str) -> int | None:
-        manifest = await anyio.to_thread.run_sync(_read_manifest, self._file_dir(file_id))
+        manifest = await self._in_thread(_read_manifest, self._file_dir(file_id))
         return int(manifest["size"]) if manifest else None
 
     async def read_file(self, file_id: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
         directory = self._file_dir(file_id)
-        manifest = await anyio.to_thread.run_sync(_read_manifest, directory)
+        manifest = await self._in_thread(_read_manifest, directory)
         if manifest is None:
             raise FileNotFoundError(file_id)
         size, part_size = int(manifest["size"]), int(manifest["part_size"])
@@ -287,7 +331,7 @@ class LocalBlobStore:
         while position <= end:
             index, offset = divmod(position, part_size)
             length = min(part_size - offset, end - position + 1)
-            async for block in _read_part(directory / _part_name(index + 1), offset, length):
+            async for block in self._read_part(directory / _part_name(index + 1), offset, length):
                 yield block
             position += length
 
@@ -297,7 +341,21 @@ class LocalBlobStore:
 
     async def delete_file(self, file_id: str) -> None:
         directory = self._file_dir(file_id)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+        await self._in_thread(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+    async def _read_part(self, path: Path, offset: int, length: int) -> AsyncIterator[bytes]:
+        handle = await self._in_thread(lambda: path.open("rb"))
+        try:
+            await self._in_thread(handle.seek, offset)
+            remaining = length
+            while remaining > 0:
+                block = await self._in_thread(handle.read, min(_BLOCK, remaining))
+                if not block:
+                    raise OSError(f"{path} is shorter than its manifest says")
+                remaining -= len(block)
+                yield block
+        finally:
+            handle.close()
 
 
 # --- the file work of one chunk, each step one hand-off to a thread ------------------------------------
@@ -363,18 +421,3 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return manifest
-
-
-async def _read_part(path: Path, offset: int, length: int) -> AsyncIterator[bytes]:
-    handle = await anyio.to_thread.run_sync(path.open, "rb")
-    try:
-        await anyio.to_thread.run_sync(handle.seek, offset)
-        remaining = length
-        while remaining > 0:
-            block = await anyio.to_thread.run_sync(handle.read, min(_BLOCK, remaining))
-            if not block:
-                raise OSError(f"{path} is shorter than its manifest says")
-            remaining -= len(block)
-            yield block
-    finally:
-        handle.close()

@@ -41,7 +41,7 @@ def from_db_time(value: str) -> datetime:
 _BUSY_TIMEOUT_MS = 10_000
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *pragmas: str) -> sqlite3.Connection:
     # isolation_level=None: autocommit; transactions are opened explicitly.
     connection = sqlite3.connect(path, isolation_level=None)
     connection.row_factory = sqlite3.Row
@@ -50,6 +50,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         "PRAGMA synchronous = NORMAL",
         "PRAGMA foreign_keys = ON",
         f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
+        *pragmas,
     ):
         connection.execute(pragma)
     return connection
@@ -66,10 +67,41 @@ def _in_transaction(operation: Operation[T], connection: sqlite3.Connection) -> 
     return result
 
 
+class _Lane:
+    """One connection and the one thread it is used from."""
+
+    def __init__(self, name: str) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.connection: sqlite3.Connection | None = None
+
+    async def open(self, path: Path, *pragmas: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.connection = await loop.run_in_executor(self.executor, lambda: _connect(path, *pragmas))
+
+    def call(self, operation: Operation[T]) -> asyncio.Future[T]:
+        connection = self.connection
+        if connection is None:
+            raise RuntimeError("the database is closed")
+        return asyncio.get_running_loop().run_in_executor(self.executor, operation, connection)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.call(lambda connection: connection.close())
+            self.connection = None
+        self.executor.shutdown(wait=True)
+
+
 class Database:
-    def __init__(self, executor: ThreadPoolExecutor, connection: sqlite3.Connection) -> None:
-        self._executor = executor
-        self._connection = connection
+    """A writer and a reader, each a connection in a thread of its own.
+
+    In WAL mode readers never wait for the writer, so the lookups every request makes (who is
+    calling, which session) are not held up behind the write transactions of chunks and events.
+    A read sees every write this process has finished.
+    """
+
+    def __init__(self, writer: _Lane, reader: _Lane) -> None:
+        self._writer = writer
+        self._reader = reader
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -78,21 +110,27 @@ class Database:
         private_file(path)
         for companion in ("-wal", "-shm"):
             tighten(path.with_name(path.name + companion), PRIVATE_FILE)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        writer, reader = _Lane("sqlite-writer"), _Lane("sqlite-reader")
         try:
-            connection = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+            await writer.open(path)
+            await reader.open(path, "PRAGMA query_only = ON")
         except BaseException:
-            executor.shutdown(wait=False)
+            await reader.close()
+            await writer.close()
             raise
-        return cls(executor, connection)
+        return cls(writer, reader)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
-        self._executor.shutdown(wait=True)
+        await self._reader.close()
+        await self._writer.close()
 
     async def run(self, operation: Operation[T]) -> T:
-        """Run ``operation`` on the connection in the database thread (statements autocommit)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, operation, self._connection)
+        """Run ``operation`` on the writer's connection in its thread (statements autocommit)."""
+        return await self._writer.call(operation)
+
+    async def read(self, operation: Operation[T]) -> T:
+        """Run a read-only ``operation`` on the reader's connection in its thread."""
+        return await self._reader.call(operation)
 
     async def transaction(self, operation: Operation[T]) -> T:
         """Run ``operation`` in one write transaction (``BEGIN IMMEDIATE``), committed if it returns
@@ -100,11 +138,11 @@ class Database:
         return await self.run(lambda connection: _in_transaction(operation, connection))
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = await self.run(lambda connection: connection.execute(sql, params).fetchone())
+        row: sqlite3.Row | None = await self.read(lambda connection: connection.execute(sql, params).fetchone())
         return row
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        return await self.run(lambda connection: connection.execute(sql, params).fetchall())
+        return await self.read(lambda connection: connection.execute(sql, params).fetchall())
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement in its own implicit transaction; return the number of rows changed."""

@@ -128,10 +128,10 @@ class SqliteUploadStore:
         await self._db.transaction(create)
 
     async def get(self, upload_id: str) -> UploadSession | None:
-        return await self._db.run(lambda connection: _fetch_session(connection, upload_id))
+        return await self._db.read(lambda connection: _fetch_session(connection, upload_id))
 
     async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
-        return await self._db.run(
+        return await self._db.read(
             lambda connection: _sessions(
                 connection,
                 "SELECT * FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?) ORDER BY created_at DESC",
@@ -272,7 +272,7 @@ class SqliteUploadStore:
         return await self._db.transaction(cancel)
 
     async def due_to_expire(self, now: datetime, limit: int) -> list[UploadSession]:
-        return await self._db.run(
+        return await self._db.read(
             lambda connection: _sessions(
                 connection,
                 "SELECT * FROM uploads WHERE status IN (?, ?) AND expires_at <= ? ORDER BY expires_at LIMIT ?",
@@ -295,7 +295,7 @@ class SqliteUploadStore:
 
     async def needing_cleanup(self, limit: int) -> list[UploadSession]:
         # The literal status list matches the partial index uploads_needing_cleanup.
-        return await self._db.run(
+        return await self._db.read(
             lambda connection: _sessions(
                 connection,
                 "SELECT * FROM uploads WHERE cleaned_at IS NULL"
@@ -308,7 +308,7 @@ class SqliteUploadStore:
         await self._db.execute("UPDATE uploads SET cleaned_at = ? WHERE id = ?", (db_time(now), upload_id))
 
     async def stalled(self, now: datetime, idle_since: datetime, limit: int) -> list[UploadSession]:
-        return await self._db.run(
+        return await self._db.read(
             lambda connection: _sessions(
                 connection,
                 "SELECT * FROM uploads WHERE status IN (?, ?) AND updated_at < ?"
