@@ -29,8 +29,9 @@ from playwright.async_api import BrowserContext, async_playwright
 
 from bench import servers
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.common import REPO, save, workspace
 from bench.servers import HOST, MiB, RunWatch
-from bench.upload_bench import DEFAULT_CHUNK_SIZE, REPO, RealServer, TestFile, make_test_file, save, workspace
+from bench.upload_bench import DEFAULT_CHUNK_SIZE, RealServer, TestFile, make_test_file
 
 WEB_DIST = REPO / "web" / "dist"
 

@@ -31,30 +31,37 @@ import importlib
 import json
 import math
 import os
-import platform
 import secrets
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from bench import servers
+from bench.common import (
+    API,
+    REPO,
+    environment,
+    expect,
+    git,
+    key_value,
+    log_findings,
+    open_connections,
+    save,
+    stop_on_sigterm,
+    workspace,
+)
 from bench.minihttp import Connection, HttpError, Response, Session, read_response
 from bench.servers import HOST, MiB, RunWatch, Server
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-API = "/api/v1"
 KiB = 1024
 SMALL_CHUNK = 64 * KiB
 """Chunk size of the cpu, worker and lists scenarios: many chunks, few bytes."""
@@ -99,31 +106,8 @@ def spread(values: Sequence[float], spec: str) -> str:
     return text
 
 
-def git(*argv: str, check: bool = True) -> str:
-    done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"git {' '.join(argv)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
 def rss_mib(pid: int) -> float:
     return (servers.proc_status_kib(pid, "VmRSS") or 0) / 1024
-
-
-def log_findings(path: Path, limit: int = 10) -> tuple[int, list[str]]:
-    """Lines of a server log at warning level or above (lines that are not JSON count, e.g. tracebacks)."""
-    found = []
-    with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8", errors="replace") as log:
-        for line in log:
-            if not line.strip():
-                continue
-            try:
-                level = str(json.loads(line).get("level", "")).lower()
-            except (ValueError, AttributeError):
-                level = "?"
-            if level not in {"debug", "info"}:
-                found.append(line.rstrip()[:400])
-    return len(found), found[:limit]
 
 
 # --- the two code trees ------------------------------------------------------------------------
@@ -445,12 +429,6 @@ async def send(
         waited += delay
 
 
-def expect(response: Response, status: int, what: str) -> Response:
-    if response.status != status:
-        raise HttpError(f"{what}: expected {status}, got {response.status}: {response.body[:300]!r}")
-    return response
-
-
 class Client:
     """One signed-in user of one server: cookies plus a control connection; refusals are counted."""
 
@@ -540,17 +518,6 @@ class Blocks:
 
     def digest(self, n: int) -> str:
         return self.digests[n % len(self.digests)]
-
-
-@contextlib.asynccontextmanager
-async def open_connections(port: int, count: int) -> AsyncIterator[list[Connection]]:
-    """``count`` keep-alive connections, connected before the caller starts its clock."""
-    connections = [Connection(HOST, port) for _ in range(count)]
-    try:
-        await asyncio.gather(*(connection.open() for connection in connections))
-        yield connections
-    finally:
-        await asyncio.gather(*(connection.close() for connection in connections))
 
 
 async def in_parallel(
@@ -1724,13 +1691,6 @@ def table(results: Results, args: argparse.Namespace, sitting: Sitting) -> str:
 # --- command line ------------------------------------------------------------------------------
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
-
-
 def _scenarios(text: str) -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -1761,7 +1721,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--light-idle", type=int, default=40, help="light-client PUT+me pairs on the idle server")
     parser.add_argument(
         "--server-env",
-        type=_key_value,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -1779,50 +1739,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    workdir = Path(tempfile.mkdtemp(prefix="lfusys-load-"))
-    try:
-        yield workdir
-    finally:
-        if keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "git_commit": git("rev-parse", "HEAD", check=False),
-        "git_changed_paths": git("status", "--porcelain", "--", "src", "migrations", check=False).splitlines(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
-def save(payload: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"load-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.internal:
         return internal_main(args.internal)
-    signal.signal(signal.SIGTERM, _interrupt)  # so the servers are stopped on SIGTERM too
+    stop_on_sigterm()
     started = time.perf_counter()
     payload: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
     payload["arguments"] = {key: value for key, value in vars(args).items() if key != "internal"}
     results = Results()
-    with workspace(args.keep_data) as workdir, contextlib.ExitStack() as trees:
+    with workspace(args.keep_data, "lfusys-load-") as workdir, contextlib.ExitStack() as trees:
         variants = []
         if args.before:
             variants.append(trees.enter_context(before_worktree(args.before, workdir / "before-tree")))
@@ -1863,7 +1789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "working_tree_changed_during_sitting": changed,
         "total_seconds": elapsed,
     }
-    print(f"results written to {save(payload)}")
+    print(f"results written to {save(payload, 'load-')}")
     return 1 if results.errors else 0
 
 

@@ -18,31 +18,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import platform
 import secrets
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from bench import servers
-from bench.minihttp import Connection, FileSlice, HttpError, Response, Session
+from bench.common import (
+    API,
+    REPO,
+    environment,
+    expect,
+    key_value,
+    log_findings,
+    open_connections,
+    save,
+    stop_on_sigterm,
+    workspace,
+)
+from bench.minihttp import Connection, FileSlice, Response, Session
 from bench.servers import HOST, MiB, RunWatch, Server
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-API = "/api/v1"
 DEFAULT_CHUNK_SIZE = 8 * MiB
 POLL_INTERVAL = 0.01
 FINALIZE_TIMEOUT = 900.0
@@ -190,23 +193,6 @@ async def put_chunks(
     async with asyncio.TaskGroup() as group:
         for connection in connections:
             group.create_task(slot(connection))
-
-
-def expect(response: Response, status: int, what: str) -> Response:
-    if response.status != status:
-        raise HttpError(f"{what}: expected {status}, got {response.status}: {response.body[:300]!r}")
-    return response
-
-
-@contextlib.asynccontextmanager
-async def open_connections(port: int, count: int) -> AsyncIterator[list[Connection]]:
-    """``count`` keep-alive connections, connected before the caller starts its clock."""
-    connections = [Connection(HOST, port) for _ in range(count)]
-    try:
-        await asyncio.gather(*(connection.open() for connection in connections))
-        yield connections
-    finally:
-        await asyncio.gather(*(connection.close() for connection in connections))
 
 
 class RealServer:
@@ -379,22 +365,6 @@ def describe_process(server: Server) -> dict[str, Any]:
     }
 
 
-def log_findings(path: Path, limit: int = 20) -> dict[str, Any]:
-    """Lines in a server's log at warning level or above (anything not JSON counts, e.g. tracebacks)."""
-    found = []
-    with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8", errors="replace") as log:
-        for line in log:
-            if not line.strip():
-                continue
-            try:
-                level = str(json.loads(line).get("level", "")).lower()
-            except (ValueError, AttributeError):
-                level = "?"
-            if level not in {"debug", "info"}:
-                found.append(line.rstrip())
-    return {"count": len(found), "first": found[:limit]}
-
-
 # --- the sitting -------------------------------------------------------------------------------
 
 
@@ -538,36 +508,7 @@ def _cpu_per_gib(row: dict[str, Any], target: str, gib: float) -> str:
     return format(row[target]["server_cpu_seconds"]["median"] / gib, ".2f") if target in row else "-"
 
 
-def environment() -> dict[str, Any]:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_changed_files": git("status", "--porcelain", "--", "src").splitlines(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
-def save(results: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
-
-
 # --- command line ------------------------------------------------------------------------------
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -582,7 +523,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", choices=TARGETS, help="measure only this target")
     parser.add_argument(
         "--server-env",
-        type=_key_value,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -596,26 +537,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    """A fresh temporary directory for the test file, the servers' data and their logs."""
-    workdir = Path(tempfile.mkdtemp(prefix="lfusys-bench-"))
-    try:
-        yield workdir
-    finally:
-        if keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # so the servers are stopped on SIGTERM too
+    stop_on_sigterm()
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "repeat": args.repeat}
     results["arguments"] = {key: value for key, value in vars(args).items() if key != "targets"}
     results["environment"] = environment()
@@ -625,7 +549,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results |= asyncio.run(sitting(args, workdir, started))
         finally:
             results["exit_status"] = {server.name: servers.stop(server) for server in started}
-            results["server_logs"] = {server.name: log_findings(server.log_path) for server in started}
+            results["server_logs"] = {
+                server.name: dict(zip(("count", "first"), log_findings(server.log_path, limit=20), strict=True))
+                for server in started
+            }
             for name, findings in results["server_logs"].items():
                 if findings["count"]:
                     print(f"\n{name} server log: {findings['count']} line(s) at warning or above, first ones:")
