@@ -18,6 +18,7 @@ from lfusys import __version__
 from lfusys.auth.csrf import HeaderCSRFMiddleware, csrf_config
 from lfusys.auth.middleware import CookieAuthenticationMiddleware
 from lfusys.auth.routes import AuthController
+from lfusys.chunks.memory import releasing_memory
 from lfusys.chunks.routes import ChunksController
 from lfusys.clock import Clock, utc_now
 from lfusys.errors import EXCEPTION_HANDLERS
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings, keys, clock) as services:
+        async with open_services(settings, keys, clock) as services, releasing_memory(services.admission):
             log.info("backend opened", backend=services.backend.description)
             app.state["services"] = services
             if settings.queue.run_worker:

@@ -25,9 +25,11 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
+        """Seconds after which the same request may succeed (sent as ``Retry-After``)."""
 
 
 class InvalidInput(DomainError):
@@ -71,13 +73,15 @@ class ChecksumMismatch(DomainError):
 
 
 class TooManyRequests(DomainError):
-    """Refused for now; the client should try again after ``retry_after`` seconds."""
+    """The client sends too much at once; it should try again after ``retry_after`` seconds."""
 
     status_code = 429
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+
+class ServerBusy(DomainError):
+    """The server takes no more of this for now; try again after ``retry_after`` seconds."""
+
+    status_code = 503
 
 
 class InsufficientStorage(DomainError):
@@ -112,7 +116,7 @@ def error_response(message: str, status_code: int, headers: dict[str, str] | Non
 
 
 def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    headers = {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None
     return error_response(exc.message, exc.status_code, headers)
 
 

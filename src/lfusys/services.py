@@ -36,6 +36,8 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     cookies: CookiePolicy
     auth: AuthService
     sessions: UploadSessions
+    admission: ChunkAdmission
+    """How many chunk bodies may stream in at once (shared by every way chunks come in)."""
     ingress: ChunkIngress
     files: FileLibrary
     finalizer: Finalizer
@@ -82,6 +84,7 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
         clock=clock,
     )
     sessions = UploadSessions(uploads=backend.uploads, settings=settings, clock=clock)
+    admission = ChunkAdmission(total=settings.uploads.max_chunk_puts, per_user=settings.uploads.max_chunk_puts_per_user)
     finalizer = Finalizer(
         uploads=backend.uploads,
         files=backend.files,
@@ -97,12 +100,9 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
         cookies=cookie_policy(settings),
         auth=auth,
         sessions=sessions,
+        admission=admission,
         ingress=ChunkIngress(
-            sessions=sessions,
-            uploads=backend.uploads,
-            blobs=backend.blobs,
-            admission=ChunkAdmission(per_user=settings.uploads.max_chunk_puts_per_user),
-            clock=clock,
+            sessions=sessions, uploads=backend.uploads, blobs=backend.blobs, admission=admission, clock=clock
         ),
         files=FileLibrary(
             files=backend.files,

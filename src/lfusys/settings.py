@@ -33,6 +33,27 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot run with."""
 
 
+def memory_available() -> int:
+    """Bytes of memory this process may use: the container's limit (cgroup v2) when there is one,
+    otherwise the machine's."""
+    machine: int = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return machine
+    return min(int(limit), machine) if limit.isdigit() else machine
+
+
+MEMORY_PER_CHUNK_PUT = 16 * MiB
+"""Memory set aside per chunk body in flight for the default of ``max_chunk_puts`` (a body holds far
+less; the rest is for everything else the process does)."""
+
+
+def default_max_chunk_puts() -> int:
+    """One chunk body in flight per 16 MiB of memory, from 4 to 64."""
+    return max(4, min(64, memory_available() // MEMORY_PER_CHUNK_PUT))
+
+
 Backend = Literal["local", "memory"]
 
 
@@ -83,6 +104,8 @@ class UploadSettings(msgspec.Struct, frozen=True, kw_only=True):
     min_chunk_size: int = 5 * MiB
     """Keep at 5 MiB or more where chunks become S3 multipart parts; smaller only for tests."""
     max_chunk_size: int = 1 * GiB
+    max_chunk_puts: int = msgspec.field(default_factory=default_max_chunk_puts)
+    """Chunk uploads one process takes in at once, from everyone; more get 503 with Retry-After."""
     max_chunk_puts_per_user: int = 16
     """Chunk uploads one user may have in flight at once; more get 429 with Retry-After."""
     download_url_ttl: timedelta = timedelta(hours=1)
@@ -264,6 +287,7 @@ def _check(settings: Settings) -> None:
             uploads.min_chunk_size <= uploads.default_chunk_size <= uploads.max_chunk_size,
             "must be between LFUSYS_MIN_CHUNK_SIZE and LFUSYS_MAX_CHUNK_SIZE",
         ),
+        ("max_chunk_puts", 2 <= uploads.max_chunk_puts <= 4096, "must be between 2 and 4096"),
         ("max_chunk_puts_per_user", 1 <= uploads.max_chunk_puts_per_user <= 1024, "must be between 1 and 1024"),
         ("download_url_ttl", uploads.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),
         (

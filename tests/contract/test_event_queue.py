@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lfusys.storage.ports import Backend
+from lfusys.storage.ports import Backend, QueueMessage
 from tests.contract.conftest import MAX_RECEIVES, dead_bodies
 
 
@@ -85,6 +85,22 @@ async def test_batches_are_bounded_and_in_order(backend: Backend) -> None:
 
     assert [m.body for m in first] == ["m0", "m1", "m2"]
     assert [m.body for m in rest] == ["m3", "m4"]
+
+
+async def test_messages_sent_at_once_are_each_received_once(backend: Backend) -> None:
+    bodies = {f"event {i}" for i in range(200)}
+    await asyncio.gather(*(backend.queue.send(body) for body in bodies))
+
+    received = [m.body for m in await _receive_all(backend)]
+
+    assert sorted(received) == sorted(bodies)
+
+
+async def _receive_all(backend: Backend) -> list[QueueMessage]:
+    received: list[QueueMessage] = []
+    while batch := await backend.queue.receive(10, 0.1, 30):
+        received += batch
+    return received
 
 
 async def test_a_long_poll_returns_as_soon_as_a_message_arrives(backend: Backend) -> None:

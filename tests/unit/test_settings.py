@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from lfusys.settings import SettingsError, load_settings, parse_duration, parse_size
+from lfusys import settings as settings_module
+from lfusys.settings import MiB, SettingsError, load_settings, parse_duration, parse_size
 
 
 def test_no_configuration_gives_the_embedded_defaults() -> None:
@@ -67,6 +69,10 @@ def test_values_are_read_from_lfusys_variables() -> None:
         ("LFUSYS_ARGON2_PARALLELISM", "1000"),
         ("LFUSYS_MAX_JSON_BODY_BYTES", "12 parsecs"),
         ("LFUSYS_MAX_JSON_BODY_BYTES", "10"),
+        ("LFUSYS_MAX_CHUNK_PUTS", "1"),
+        ("LFUSYS_MAX_CHUNK_PUTS", "5000"),
+        ("LFUSYS_MAX_CHUNK_PUTS", "many"),
+        ("LFUSYS_MAX_CHUNK_PUTS_PER_USER", "0"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
@@ -128,3 +134,22 @@ def test_unknown_overrides_are_a_programming_error() -> None:
 def test_the_memory_backend_runs_its_worker_in_the_server() -> None:
     with pytest.raises(SettingsError, match="LFUSYS_RUN_WORKER"):
         load_settings({"LFUSYS_BACKEND": "memory", "LFUSYS_RUN_WORKER": "false"})
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [(32 * MiB, 4), (256 * MiB, 16), (1024 * MiB, 64), (24 * 1024 * MiB, 64)],
+)
+def test_chunk_bodies_in_flight_are_sized_from_memory(
+    memory: int, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "memory_available", lambda: memory)
+
+    assert load_settings({}).uploads.max_chunk_puts == expected
+    assert load_settings({"LFUSYS_MAX_CHUNK_PUTS": "200"}).uploads.max_chunk_puts == 200
+
+
+def test_the_memory_available_is_at_most_the_machines() -> None:
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+    assert 0 < settings_module.memory_available() <= machine

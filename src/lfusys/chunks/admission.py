@@ -1,7 +1,16 @@
-"""How many chunk bodies may stream in at once: a cap per user, checked before any byte is read.
+"""How many chunk bodies may stream in at once, checked before any byte of a body is read.
 
-Bytes in flight hold memory and disk until they are stored, and count against nothing else; the cap
-keeps one user from taking the whole server. It is per process (each replica protects itself).
+A body in flight holds memory (up to two blocks of the blob store's buffer) and a connection until
+it is stored. Two limits, both per process (each replica protects itself):
+
+* ``per_user``: one user's chunks in flight; beyond it 429 (slow down, you are sending too much);
+* ``total``: everyone's chunks in flight, sized from the memory available; beyond it 503 (the
+  server is busy). The last ``reserve`` places are kept for users with no chunk in flight, so a
+  crowd of uploads from a few users cannot lock everyone else out: a newcomer always gets one
+  chunk in, and the busy users share the rest.
+
+Both answers carry ``Retry-After``; every client of this API waits that long and sends the chunk
+again. Nothing is read from a refused request's body, so nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -9,29 +18,54 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from lfusys.errors import TooManyRequests
+from lfusys.errors import ServerBusy, TooManyRequests
 
 RETRY_AFTER_SECONDS = 1
 
 
 class ChunkAdmission:
-    def __init__(self, *, per_user: int) -> None:
+    def __init__(self, *, total: int, per_user: int, reserve: int | None = None) -> None:
+        if total < 1 or per_user < 1:
+            raise ValueError("the limits must be at least 1")
+        self._total = total
         self._per_user = per_user
+        self._reserve = max(1, total // 8) if reserve is None else min(reserve, total - 1)
         self._in_flight: dict[str, int] = {}
+        self._count = 0
+        self._admitted = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Chunk bodies streaming in right now."""
+        return self._count
+
+    @property
+    def admitted(self) -> int:
+        """Chunk bodies let in since start-up."""
+        return self._admitted
 
     @contextlib.contextmanager
     def admit(self, user_id: str) -> Iterator[None]:
-        """Hold a place for one chunk of ``user_id`` while it streams; 429 when the user has none left."""
+        """Hold a place for one chunk of ``user_id`` while it streams; refuse when there is none."""
         current = self._in_flight.get(user_id, 0)
         if current >= self._per_user:
             raise TooManyRequests(
                 f"too many chunk uploads at once (at most {self._per_user}); try again shortly",
                 retry_after=RETRY_AFTER_SECONDS,
             )
+        open_to_user = self._total if current == 0 else self._total - self._reserve
+        if self._count >= open_to_user:
+            raise ServerBusy(
+                "the server is receiving as many chunks as it can; try again shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
         self._in_flight[user_id] = current + 1
+        self._count += 1
+        self._admitted += 1
         try:
             yield
         finally:
+            self._count -= 1
             remaining = self._in_flight[user_id] - 1
             if remaining:
                 self._in_flight[user_id] = remaining

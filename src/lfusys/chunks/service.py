@@ -69,32 +69,33 @@ class ChunkIngress:
         content_length: int | None,
         body: AsyncIterator[bytes],
     ) -> ChunkReceipt:
-        session = await self._sessions.get(owner, upload_id)
-        refuse_unless_accepting(session)
-        if not 1 <= n <= session.total_chunks:
-            raise InvalidInput(f"chunk number must be between 1 and {session.total_chunks}")
-        expected = session.chunk_length(n)
-        if content_length is not None and content_length != expected:
-            _refuse_size(n, expected, content_length, too_large=content_length > expected)
-        try:
-            with self._admission.admit(owner.id):
+        # First of all, before any lookup: under overload a refusal should cost next to nothing.
+        with self._admission.admit(owner.id):
+            session = await self._sessions.get(owner, upload_id)
+            refuse_unless_accepting(session)
+            if not 1 <= n <= session.total_chunks:
+                raise InvalidInput(f"chunk number must be between 1 and {session.total_chunks}")
+            expected = session.chunk_length(n)
+            if content_length is not None and content_length != expected:
+                _refuse_size(n, expected, content_length, too_large=content_length > expected)
+            try:
                 stored = await self._store(session, n, body, expected, sha256)
-        except UploadRemoved:
-            # Its chunks were deleted while this one arrived: the session has ended meanwhile.
-            refuse_unless_accepting(await self._sessions.get(owner, upload_id))
-            raise DependencyUnavailable("the upload changed while the chunk arrived; send it again") from None
-        # The hash is kept only if the session still takes chunks; it may have ended while the bytes
-        # streamed in (cancelled, expired, finalized), and then this chunk is not kept either.
-        after = await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
-        seen = self._sessions.as_seen(after) if after is not None else None
-        if seen is None or not seen.status.accepts_chunks:
-            if stored:
-                await self._blobs.delete_chunk(session.id, n)
-            if seen is None:
-                raise NotFound("upload not found")
-            refuse_unless_accepting(seen)
-        log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
-        return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
+            except UploadRemoved:
+                # Its chunks were deleted while this one arrived: the session has ended meanwhile.
+                refuse_unless_accepting(await self._sessions.get(owner, upload_id))
+                raise DependencyUnavailable("the upload changed while the chunk arrived; send it again") from None
+            # The hash is kept only if the session still takes chunks; it may have ended while the bytes
+            # streamed in (cancelled, expired, finalized), and then this chunk is not kept either.
+            after = await self._uploads.save_chunk_hash(session.id, n, sha256, self._clock())
+            seen = self._sessions.as_seen(after) if after is not None else None
+            if seen is None or not seen.status.accepts_chunks:
+                if stored:
+                    await self._blobs.delete_chunk(session.id, n)
+                if seen is None:
+                    raise NotFound("upload not found")
+                refuse_unless_accepting(seen)
+            log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
+            return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
 
     async def _store(
         self, session: UploadSession, n: int, body: AsyncIterator[bytes], expected: int, sha256: str

@@ -1,5 +1,6 @@
-"""What a server under pressure refuses, and how: quota reserved atomically, a cap on the chunk
-bodies one user may stream at once, full storage, and a session that ends while a chunk arrives.
+"""What a server under pressure refuses, and how: quota reserved atomically, caps on the chunk
+bodies one user and everyone may stream at once, full storage, and a session that ends while a
+chunk arrives.
 
 (A disk that really fills up is the local backend's: tests/integration/storage/local/test_disk_full.py.)"""
 
@@ -188,6 +189,51 @@ async def test_the_cap_is_per_user(capped_server: LiveServer) -> None:
         for body in held:
             body.release.set()
         await asyncio.gather(*in_flight)
+
+
+@pytest.fixture
+def busy_server(tmp_path: Path, backend_name: str) -> Iterator[LiveServer]:
+    # Three places: two for users already sending, the last kept for users with nothing in flight.
+    yield from live_server(tmp_path, backend_name, LFUSYS_MAX_CHUNK_PUTS="3")
+
+
+async def test_chunks_beyond_the_servers_limit_are_refused_with_retry_after_before_their_body_is_read(
+    busy_server: LiveServer,
+) -> None:
+    async with (
+        signed_in_client(busy_server) as ada,
+        signed_in_client(busy_server) as bob,
+        signed_in_client(busy_server) as cy,
+    ):
+        uploads = {}
+        for name, client in (("ada", ada), ("bob", bob), ("cy", cy)):
+            uploads[name] = (await start_upload(client, len(DATA))).json()["upload_id"]
+        held = [HeldBody(CHUNKS[0]), HeldBody(CHUNKS[1])]
+        in_flight = [asyncio.create_task(held_put(ada, uploads["ada"], n, b)) for n, b in enumerate(held, start=1)]
+        await asyncio.sleep(0.5)  # ada has two bodies streaming: all a user already sending may have
+
+        status, headers, body = await partial_put(
+            busy_server, ada, f"{API}/uploads/{uploads['ada']}/chunks/3", CHUNKS[2]
+        )
+        assert (status, headers["retry-after"]) == (503, "1")
+        assert json.loads(body) == {"error": "the server is receiving as many chunks as it can; try again shortly"}
+
+        # bob has nothing in flight: the last place is his.
+        bobs = HeldBody(CHUNKS[0])
+        bob_put = asyncio.create_task(held_put(bob, uploads["bob"], 1, bobs))
+        await asyncio.sleep(0.5)
+        # Every place is taken now, even for a newcomer.
+        status, headers, _ = await partial_put(busy_server, cy, f"{API}/uploads/{uploads['cy']}/chunks/1", CHUNKS[0])
+        assert (status, headers["retry-after"]) == (503, "1")
+
+        for held_body in (*held, bobs):
+            held_body.release.set()
+        assert [r.status_code for r in await asyncio.gather(*in_flight, bob_put)] == [200, 200, 200]
+        # Nothing of the refused bodies was kept; sent again, they go through.
+        assert (await ada.get(f"{API}/uploads/{uploads['ada']}/chunks")).json()["chunks"] == [1, 2]
+        assert (await cy.get(f"{API}/uploads/{uploads['cy']}/chunks")).json()["chunks"] == []
+        assert (await put_chunk(ada, uploads["ada"], 3, CHUNKS[2])).status_code == 200
+        assert (await put_chunk(cy, uploads["cy"], 1, CHUNKS[0])).status_code == 200
 
 
 # --- a session that ends while a chunk arrives ---------------------------------------------------

@@ -2,7 +2,7 @@
 
 A chunk is streamed into a temporary file while it is hashed, fsynced, and linked into place, so
 ``uploads/{id}/chunk_{n}`` exists whole or not at all; the first writer of a chunk wins. Hashing and
-writing run in a worker thread (both release the GIL) in blocks of about 1 MiB, overlapping with
+writing run in a worker thread (both release the GIL) in blocks of about 256 KiB, overlapping with
 receiving the next block; the rest of a chunk's file work is one hand-off to a thread before the
 body and one after it.
 
@@ -51,7 +51,7 @@ from lfusys.storage.ports import (
 
 log = structlog.get_logger(__name__)
 
-_BLOCK = 1024 * 1024
+_BLOCK = 256 * 1024
 _MAX_WRITEV = 512
 _OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _CHUNK_NAME = re.compile(r"^chunk_(\d+)$")

@@ -98,7 +98,7 @@ class LocalEventQueue:
     async def delete(self, *receipts: str) -> None:
         if not receipts:
             return
-        await self._db.run(
+        await self._db.transaction(  # one commit for the batch, not one per message
             lambda connection: connection.executemany(
                 "DELETE FROM event_queue WHERE id = ? AND receipt = ?",
                 [(_message_id(receipt), receipt) for receipt in receipts],
