@@ -375,16 +375,59 @@ async def test_only_the_lease_holder_fails_a_session_and_the_reason_is_kept(back
     assert [s.id for s in await backend.uploads.needing_cleanup(10)] == [session.id]
 
 
-async def test_unfinished_sessions_are_listed_newest_first(backend: Backend, owner: User) -> None:
-    older = await a_session(backend, owner, size=100, total=1, created_at=NOW - timedelta(minutes=1))
-    newer = await a_session(backend, owner, size=200, total=1)
-    gone = await a_session(backend, owner, size=400, total=1)
+async def unfinished_ids(backend: Backend, owner_id: str, limit: int = 2) -> list[str]:
+    """Every page of the owner's unfinished sessions, walked to the end."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await backend.uploads.list_unfinished(owner_id, limit, cursor)
+        assert len(page.sessions) <= limit
+        seen += [s.id for s in page.sessions]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+async def test_unfinished_sessions_are_listed_newest_first_in_pages(backend: Backend, owner: User) -> None:
+    older = [await a_session(backend, owner, total=1, created_at=NOW - timedelta(minutes=i)) for i in (3, 2, 1)]
+    same_time = [await a_session(backend, owner, total=1) for _ in range(2)]
+    gone = await a_session(backend, owner, total=1)
     await backend.uploads.cancel(gone.id, NOW)
+    finalizing = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(finalizing.id, "w", NOW, NOW + LEASE)
 
-    unfinished = await backend.uploads.list_unfinished(owner.id)
+    expected = sorted([finalizing.id, *(s.id for s in same_time)], reverse=True) + [s.id for s in reversed(older)]
+    for limit in (1, 2, 3, 100):
+        assert await unfinished_ids(backend, owner.id, limit) == expected
+    first = await backend.uploads.list_unfinished(owner.id, 100, None)
+    assert first.next_cursor is None
+    assert (await backend.uploads.list_unfinished("nobody", 10, None)).sessions == []
 
-    assert [s.id for s in unfinished] == [newer.id, older.id]
-    assert await backend.uploads.list_unfinished("nobody") == []
+
+async def test_a_walk_through_the_pages_is_stable_while_sessions_start_and_end(backend: Backend, owner: User) -> None:
+    sessions = [await a_session(backend, owner, total=1, created_at=NOW - timedelta(minutes=i)) for i in range(7)]
+    first = await backend.uploads.list_unfinished(owner.id, 2, None)
+    assert [s.id for s in first.sessions] == [sessions[0].id, sessions[1].id]
+
+    # Meanwhile: one new upload starts, one already listed and one not yet listed are cancelled.
+    await a_session(backend, owner, total=1, created_at=NOW + timedelta(minutes=1))
+    await backend.uploads.cancel(sessions[1].id, NOW)
+    await backend.uploads.cancel(sessions[4].id, NOW)
+    seen = [s.id for s in first.sessions]
+    cursor = first.next_cursor
+    while cursor is not None:
+        page = await backend.uploads.list_unfinished(owner.id, 2, cursor)
+        seen += [s.id for s in page.sessions]
+        cursor = page.next_cursor
+
+    # Every session unfinished throughout is listed exactly once; nothing is listed twice.
+    assert seen == [s.id for i, s in enumerate(sessions) if i != 4]
+
+
+@pytest.mark.parametrize("cursor", ["not base64!", "bm9wZQ", "WzEsMl0", "W10", "x" * 300])
+async def test_a_malformed_session_cursor_is_a_value_error(backend: Backend, owner: User, cursor: str) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        await backend.uploads.list_unfinished(owner.id, 10, cursor)
 
 
 # --- usage and quota -----------------------------------------------------------------------
@@ -439,7 +482,7 @@ async def test_concurrent_sessions_against_a_quota_that_fits_one_reserve_exactly
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not None)
     assert await backend.uploads.usage(owner.id) == 700
-    assert len(await backend.uploads.list_unfinished(owner.id)) == 1
+    assert len(await unfinished_ids(backend, owner.id)) == 1
 
 
 async def test_a_file_is_created_once(backend: Backend, owner: User) -> None:

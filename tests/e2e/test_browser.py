@@ -281,3 +281,24 @@ async def test_the_interactive_api_docs_render_without_the_internet(page: Page) 
 
     await expect(page.locator(".swagger-ui").get_by_text("/api/v1/uploads/{upload_id}/chunks/{n}")).to_be_visible()
     await expect(page.locator(".swagger-ui").get_by_text("/api/v1/auth/login")).to_be_visible()
+
+
+async def test_many_unfinished_uploads_are_shown_a_page_at_a_time(page: Page, context: BrowserContext) -> None:
+    await api_sign_up(context, "busy@example.com")
+    headers = {**await csrf_header(context), "content-type": "application/json"}
+    for i in range(25):
+        body = {"file_name": f"part-{i:02d}.bin", "file_type": "", "file_size": 1000}
+        assert (await context.request.post("/api/v1/uploads", data=json.dumps(body), headers=headers)).status == 201
+    rows = page.get_by_test_id("unfinished-section").locator('li[data-testid^="resume-"]')
+    more = page.get_by_test_id("unfinished-more")
+
+    await page.goto("/upload")
+    await expect(rows).to_have_count(20)
+    await expect(rows.first).to_contain_text("part-24.bin")  # newest first
+    await more.click()
+
+    await expect(rows).to_have_count(25)
+    await expect(rows.last).to_contain_text("part-00.bin")
+    await expect(more).to_have_count(0)  # that was the last page
+    await page.get_by_role("button", name="Refresh").click()  # a refresh keeps every row shown
+    await expect(rows).to_have_count(25)

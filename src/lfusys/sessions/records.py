@@ -83,6 +83,13 @@ class ChunkPage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
+class SessionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of an owner's unfinished sessions, newest first, and where the next one starts."""
+
+    sessions: list[UploadSession]
+    next_cursor: str | None
+
+
 class QuotaExceeded(Exception):
     """Raised by :meth:`UploadStore.create` when the owner's usage would pass the quota."""
 

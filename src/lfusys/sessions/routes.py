@@ -19,6 +19,7 @@ from lfusys.sessions.schemas import ChunkList, CreateUpload, UploadCreated, Uplo
 from lfusys.sessions.service import UploadSessions
 
 CHUNK_PAGE_LIMIT = 1000
+UPLOAD_PAGE_LIMIT = 100
 
 
 async def provide_sessions(state: State) -> UploadSessions:
@@ -55,10 +56,15 @@ class UploadsController(Controller):
 
     @get("/", operation_id="listUploads", responses=error_responses(401))
     async def list_unfinished(
-        self, current_user: NamedDependency[User], sessions: NamedDependency[UploadSessions]
+        self,
+        current_user: NamedDependency[User],
+        sessions: NamedDependency[UploadSessions],
+        limit: Annotated[int, Parameter(ge=1, le=UPLOAD_PAGE_LIMIT)] = UPLOAD_PAGE_LIMIT,
+        cursor: FromQuery[str | None] = None,
     ) -> UploadList:
-        """The caller's unfinished uploads, from any device, for resuming."""
-        return UploadList(uploads=[UploadView.of(s) for s in await sessions.list_unfinished(current_user)])
+        """The caller's unfinished uploads, from any device, for resuming: newest first, in pages of up
+        to ``limit``; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        return UploadList.of(await sessions.list_unfinished(current_user, limit, cursor))
 
     @get("/{upload_id:str}", operation_id="getUpload", responses=error_responses(401, 404))
     async def status(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from lfusys.sessions.records import ChunkPage, UploadSession
+from lfusys.sessions.records import ChunkPage, SessionPage, UploadSession
 
 
 class CreateUpload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -62,7 +62,15 @@ class UploadView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UploadList(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of the caller's unfinished uploads, newest first."""
+
     uploads: list[UploadView]
+    next_cursor: str | None
+    """Pass back as ``cursor`` for the next page; ``null`` on the last one."""
+
+    @classmethod
+    def of(cls, page: SessionPage) -> UploadList:
+        return cls(uploads=[UploadView.of(s) for s in page.sessions], next_cursor=page.next_cursor)
 
 
 class ChunkList(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,7 +17,7 @@ from lfusys.sessions.policy import (
     plan_chunks,
     quota_exceeded,
 )
-from lfusys.sessions.records import ChunkPage, QuotaExceeded, UploadSession, UploadStatus
+from lfusys.sessions.records import ChunkPage, QuotaExceeded, SessionPage, UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings
 from lfusys.storage.cursors import decode_cursor, encode_cursor
@@ -75,10 +75,18 @@ class UploadSessions:
             return msgspec.structs.replace(session, status=UploadStatus.EXPIRED)
         return session
 
-    async def list_unfinished(self, owner: User) -> list[UploadSession]:
+    async def list_unfinished(self, owner: User, limit: int, cursor: str | None) -> SessionPage:
+        """One page of the owner's unfinished sessions, newest first; ``cursor`` comes from the previous page.
+
+        A session past its expiry that the janitor has not expired yet is left out, so a page may
+        hold fewer than ``limit`` sessions while more follow."""
+        try:
+            page = await self._uploads.list_unfinished(owner.id, limit, cursor)
+        except ValueError:
+            raise InvalidInput("cursor: not a cursor from a previous page") from None
         now = self._clock()
-        sessions = await self._uploads.list_unfinished(owner.id)
-        return [s for s in sessions if s.status is UploadStatus.FINALIZING or s.expires_at > now]
+        live = [s for s in page.sessions if s.status is UploadStatus.FINALIZING or s.expires_at > now]
+        return SessionPage(sessions=live, next_cursor=page.next_cursor)
 
     async def chunks(self, owner: User, upload_id: str, limit: int, cursor: str | None) -> ChunkPage:
         """One page of the chunks stored so far, ascending; ``cursor`` comes from the previous page."""

@@ -27,7 +27,7 @@ from lfusys.auth.records import RefreshOutcome, RefreshToken, User
 from lfusys.files.ranges import ByteRange
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.files.signing import SignedLinks
-from lfusys.sessions.records import StoredChunk, UploadSession
+from lfusys.sessions.records import SessionPage, StoredChunk, UploadSession
 from lfusys.storage.objects import ChunkStored
 
 # --- accounts ------------------------------------------------------------------------------------
@@ -85,8 +85,12 @@ class UploadStore(Protocol):
 
     async def get(self, upload_id: str) -> UploadSession | None: ...
 
-    async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
-        """Sessions still accepting chunks or being finalized, newest first."""
+    async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
+        """Sessions still accepting chunks or being finalized, newest first, up to ``limit`` a page.
+
+        ``cursor`` comes from the previous page (``ValueError`` if it is not such a cursor). A walk
+        through the pages lists every session that stayed unfinished throughout exactly once, whatever
+        is created or finished meanwhile (newer sessions appear on a new walk)."""
         ...
 
     async def usage(self, owner_id: str) -> int:

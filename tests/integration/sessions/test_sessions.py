@@ -192,7 +192,7 @@ async def test_an_unusable_file_name_is_refused(client: Client, user: dict[str, 
 
     assert response.status_code == 400
     assert response.json()["error"].startswith("file_name")
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,7 @@ async def test_an_absurd_file_size_is_too_large(client: Client, user: dict[str, 
     response = await start_upload(client, size)
 
     assert response.status_code == 413
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
 
 
 async def test_the_default_maximum_file_size_is_10_gib(client: Client, user: dict[str, Any]) -> None:
@@ -330,7 +330,7 @@ async def test_an_oversized_json_body_is_too_large(client: Client, user: dict[st
     response = await _create(client, body)
 
     assert response.status_code == 413
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
 
 
 async def test_starting_an_upload_needs_the_csrf_header(client: Client, user: dict[str, Any]) -> None:
@@ -339,7 +339,7 @@ async def test_starting_an_upload_needs_the_csrf_header(client: Client, user: di
 
     assert response.status_code == 403
     assert wrong.status_code == 403
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
 
 
 async def test_every_uploads_route_needs_a_signed_in_user(client: Client) -> None:
@@ -539,6 +539,69 @@ async def test_the_list_is_newest_first(client: Client, user: dict[str, Any]) ->
     assert [u["file_name"] for u in uploads] == list(reversed(names))
 
 
+async def pages_of(client: Client, path: str, limit: int) -> list[dict[str, Any]]:
+    """Every page of a paged list, following ``next_cursor`` to the end."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        pages.append((await client.get(f"{API}{path}", params=params)).json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+async def upload_pages(client: Client, limit: int) -> list[list[str]]:
+    return [[u["file_name"] for u in page["uploads"]] for page in await pages_of(client, "/uploads", limit)]
+
+
+async def test_the_list_comes_in_pages(client: Client, user: dict[str, Any]) -> None:
+    for i in range(5):
+        await _started(client, 10, name=f"file-{i}.bin")
+
+    assert await upload_pages(client, 2) == [["file-4.bin", "file-3.bin"], ["file-2.bin", "file-1.bin"], ["file-0.bin"]]
+    assert await upload_pages(client, 5) == [["file-4.bin", "file-3.bin", "file-2.bin", "file-1.bin", "file-0.bin"]]
+    assert len((await client.get(f"{API}/uploads")).json()["uploads"]) == 5  # up to 100 without a limit
+
+
+async def test_upload_pages_neither_repeat_nor_skip_while_uploads_start_and_end(
+    client: Client, user: dict[str, Any]
+) -> None:
+    started = [await _started(client, 10, name=f"file-{i}.bin") for i in range(5)]
+    first = (await client.get(f"{API}/uploads", params={"limit": 2})).json()
+
+    # Between the pages: a new upload starts, and one on the first page and one after it end.
+    await _started(client, 10, name="newer.bin")
+    for gone in (started[4], started[1]):
+        await client.delete(f"{API}/uploads/{gone['upload_id']}", headers=await csrf_headers(client))
+    rest = (await client.get(f"{API}/uploads", params={"limit": 10, "cursor": first["next_cursor"]})).json()
+
+    assert [u["file_name"] for u in first["uploads"]] == ["file-4.bin", "file-3.bin"]
+    assert [u["file_name"] for u in rest["uploads"]] == ["file-2.bin", "file-0.bin"]
+    assert rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "101", "many", "1.5"])
+async def test_an_upload_page_size_outside_1_to_100_is_refused(
+    client: Client, user: dict[str, Any], limit: str
+) -> None:
+    response = await client.get(f"{API}/uploads", params={"limit": limit})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("cursor", ["", "nope", "WyJ4Il0", "WzEsMl0", "[" * 300, "é"])
+async def test_an_upload_cursor_that_no_page_gave_out_is_refused(
+    client: Client, user: dict[str, Any], cursor: str
+) -> None:
+    response = await client.get(f"{API}/uploads", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "cursor: not a cursor from a previous page"}
+
+
 async def test_a_finalizing_upload_is_still_listed(client: Client, user: dict[str, Any], clock: FakeClock) -> None:
     created = await _started(client, 10)
     await make_finalizing(services_of(client), clock, created["upload_id"])
@@ -574,7 +637,7 @@ async def test_another_users_upload_is_not_found_and_left_alone(
 
     assert [status.status_code, chunks.status_code, cancel.status_code] == [404, 404, 404]
     assert status.json() == {"error": "upload not found"}
-    assert listed.json() == {"uploads": []}
+    assert listed.json() == {"uploads": [], "next_cursor": None}
     mine = (await client.get(f"{API}/uploads/{upload_id}")).json()
     assert mine["status"] in {"pending", "in_progress"}
     assert mine["uploaded_chunks"] == 1
@@ -601,18 +664,10 @@ async def test_the_chunk_list_names_the_stored_chunks_with_their_hashes(client: 
 
 
 async def chunk_pages(client: Client, upload_id: str, limit: int) -> list[list[int]]:
-    pages: list[list[int]] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await client.get(f"{API}/uploads/{upload_id}/chunks", params=params)).json()
-        pages.append(page["chunks"])
+    pages = await pages_of(client, f"/uploads/{upload_id}/chunks", limit)
+    for page in pages:
         assert set(page["hashes"]) == {str(n) for n in page["chunks"]}
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
+    return [page["chunks"] for page in pages]
 
 
 async def test_the_chunk_list_comes_in_pages(client: Client, user: dict[str, Any]) -> None:
@@ -690,7 +745,7 @@ async def test_cancelling_ends_the_upload_and_is_harmless_to_repeat(client: Clie
     assert first.content == b""
     assert second.status_code == 204
     assert (await client.get(url)).json()["status"] == "cancelled"
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
     late = await put_chunk(client, created["upload_id"], 2, b"c" * 4096)
     assert late.status_code == 410
 
@@ -761,5 +816,5 @@ async def test_an_upload_past_its_expiry_cannot_be_cancelled_before_the_janitor_
 async def test_a_completed_upload_is_not_listed_and_its_chunks_are_gone(client: Client, user: dict[str, Any]) -> None:
     final = await upload_file(client, b"z" * 5000)
 
-    assert (await client.get(f"{API}/uploads")).json() == {"uploads": []}
+    assert (await client.get(f"{API}/uploads")).json() == {"uploads": [], "next_cursor": None}
     await eventually(lambda: chunks_deleted(services_of(client), final["upload_id"]))

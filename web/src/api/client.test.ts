@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 vi.mock("./csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
 
-const { ApiError, listFiles, login, me, onSessionEnded, register } = await import("./client");
+const { ApiError, listFiles, listUploads, login, me, onSessionEnded, register } = await import("./client");
 
 type Call = { url: string; init: RequestInit };
 
@@ -42,6 +42,20 @@ describe("api client", () => {
     expect(write!.init.credentials).toBe("same-origin");
     expect(read!.url).toBe("/api/v1/files?limit=20&cursor=abc");
     expect(read!.init.headers).not.toHaveProperty("X-CSRF-Token");
+  });
+
+  it("asks for pages of unfinished uploads with a limit and the cursor it was given", async () => {
+    answers.push(() => json(200, { uploads: [], next_cursor: "next" }));
+    answers.push(() => json(200, { uploads: [], next_cursor: null }));
+    answers.push(() => json(200, { uploads: [], next_cursor: null }));
+    expect(await listUploads({ limit: 20 })).toEqual({ uploads: [], next_cursor: "next" });
+    await listUploads({ limit: 20, cursor: "a/b+c" });
+    await listUploads();
+    expect(calls.map((call) => call.url)).toEqual([
+      "/api/v1/uploads?limit=20",
+      "/api/v1/uploads?limit=20&cursor=a%2Fb%2Bc",
+      "/api/v1/uploads",
+    ]);
   });
 
   it("turns error bodies into ApiError, with a fallback per status", async () => {

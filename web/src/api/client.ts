@@ -186,20 +186,29 @@ export function providers(): Promise<ProviderList> {
   return request<ProviderList>("GET", "/auth/providers");
 }
 
-export function listUploads(): Promise<UploadList> {
-  return request<UploadList>("GET", "/uploads");
+/** One page of the caller's unfinished uploads, newest first; pass `next_cursor` for the next page. */
+export function listUploads(options: PageOptions = {}): Promise<UploadList> {
+  return request<UploadList>("GET", `/uploads${pageQuery(options)}`);
 }
 
 export function cancelUpload(uploadId: string): Promise<void> {
   return request<void>("DELETE", `/uploads/${encodeURIComponent(uploadId)}`);
 }
 
-export function listFiles(options: { limit?: number; cursor?: string | null } = {}): Promise<FileList> {
+export function listFiles(options: PageOptions = {}): Promise<FileList> {
+  return request<FileList>("GET", `/files${pageQuery(options)}`);
+}
+
+export interface PageOptions {
+  limit?: number;
+  cursor?: string | null;
+}
+
+function pageQuery(options: PageOptions): string {
   const query = new URLSearchParams();
   if (options.limit !== undefined) query.set("limit", String(options.limit));
   if (options.cursor) query.set("cursor", options.cursor);
-  const suffix = query.toString() ? `?${query.toString()}` : "";
-  return request<FileList>("GET", `/files${suffix}`);
+  return query.toString() ? `?${query.toString()}` : "";
 }
 
 export function downloadLink(fileId: string): Promise<DownloadLink> {

@@ -47,6 +47,7 @@ export interface UploadView {
 
 export interface UploadList {
   uploads: UploadView[];
+  next_cursor: string | null;
 }
 
 export interface ChunkList {

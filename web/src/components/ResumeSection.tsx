@@ -14,6 +14,11 @@ import { ErrorNotice, Loading } from "./Feedback";
 import { ProgressBar } from "./ProgressBar";
 import { RefreshIcon } from "./icons";
 
+/** Unfinished uploads shown at first; "Show more" adds as many again. */
+const PAGE_SIZE = 20;
+/** The most a refresh reloads at once (the server's largest page). */
+const MAX_PAGE_SIZE = 100;
+
 interface RowStatus {
   checking?: boolean;
   error?: string;
@@ -128,7 +133,10 @@ function ResumeRow({
 export function ResumeSection({ uploads }: { uploads: readonly UploadSnapshot[] }) {
   const announce = useAnnounce();
   const [sessions, setSessions] = useState<UploadView[] | null>(null);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
+  const [loadingMore, setLoadingMore] = useState(false);
+  const shown = useRef(0);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [rows, setRows] = useState<Record<string, RowStatus>>({});
   // The session in the cancel dialog stays set while the dialog closes, so its words do not flicker.
@@ -143,9 +151,13 @@ export function ResumeSection({ uploads }: { uploads: readonly UploadSnapshot[] 
     const no = ++requestNo.current;
     setLoading(true);
     try {
-      const { uploads: found } = await listUploads();
+      // A refresh keeps as many rows as were shown (up to the server's largest page).
+      const limit = Math.min(MAX_PAGE_SIZE, Math.max(PAGE_SIZE, shown.current));
+      const page = await listUploads({ limit });
       if (no !== requestNo.current) return; // a newer refresh won
-      setSessions(found);
+      shown.current = page.uploads.length;
+      setSessions(page.uploads);
+      setNextCursor(page.next_cursor);
       setLoadError(null);
     } catch (err) {
       if (no === requestNo.current) setLoadError(errorMessage(err));
@@ -153,6 +165,28 @@ export function ResumeSection({ uploads }: { uploads: readonly UploadSnapshot[] 
       if (no === requestNo.current) setLoading(false);
     }
   }, []);
+
+  const loadMore = async () => {
+    if (!nextCursor) return;
+    const no = requestNo.current; // a refresh started meanwhile wins
+    setLoadingMore(true);
+    try {
+      const page = await listUploads({ limit: PAGE_SIZE, cursor: nextCursor });
+      if (no !== requestNo.current) return;
+      setSessions((current) => {
+        const listed = new Set((current ?? []).map((s) => s.upload_id));
+        const more = [...(current ?? []), ...page.uploads.filter((s) => !listed.has(s.upload_id))];
+        shown.current = more.length;
+        return more;
+      });
+      setNextCursor(page.next_cursor);
+      setLoadError(null);
+    } catch (err) {
+      if (no === requestNo.current) setLoadError(errorMessage(err));
+    } finally {
+      setLoadingMore(false);
+    }
+  };
 
   // Reload when the queue gains or loses an upload or one ends: the server's list changes then
   // (a removed failed upload becomes resumable here; a cancelled one disappears).
@@ -252,6 +286,19 @@ export function ResumeSection({ uploads }: { uploads: readonly UploadSnapshot[] 
               />
             ))}
           </ul>
+        )}
+        {sessions !== null && nextCursor && (
+          <div className="mt-3 flex justify-center">
+            <button
+              type="button"
+              onClick={loadMore}
+              disabled={loadingMore || loading}
+              className={buttonClass("secondary", "sm")}
+              data-testid="unfinished-more"
+            >
+              {loadingMore ? "Loading…" : "Show more"}
+            </button>
+          </div>
         )}
       </div>
       <ConfirmDialog

@@ -1,6 +1,11 @@
 """SQLite adapter for upload sessions and their per-chunk records.
 
 Every method is one operation in the database thread (see :mod:`lfusys.storage.local.database`).
+
+The owner's list and the janitor's questions each name their partial index (``INDEXED BY``) and
+repeat its WHERE clause word for word: SQLite uses a partial index only for a query that says what
+the index's WHERE clause says, and ``INDEXED BY`` turns a query that could not use it into an error
+instead of a silent scan of every upload ever made.
 """
 
 from __future__ import annotations
@@ -11,14 +16,14 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
+from lfusys.sessions.records import QuotaExceeded, SessionPage, StoredChunk, UploadSession, UploadStatus
+from lfusys.storage.cursors import decode_cursor, encode_cursor
 from lfusys.storage.local.database import Database, db_time, from_db_time
 from lfusys.storage.local.usage import change_usage
 from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import Part
 
 _ACCEPTING = (UploadStatus.PENDING.value, UploadStatus.IN_PROGRESS.value)
-_UNFINISHED = (*_ACCEPTING, UploadStatus.FINALIZING.value)
 _FINALIZING = UploadStatus.FINALIZING.value
 
 
@@ -130,13 +135,27 @@ class SqliteUploadStore:
     async def get(self, upload_id: str) -> UploadSession | None:
         return await self._db.read(lambda connection: _fetch_session(connection, upload_id))
 
-    async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
-        return await self._db.read(
-            lambda connection: _sessions(
-                connection,
-                "SELECT * FROM uploads WHERE owner_id = ? AND status IN (?, ?, ?) ORDER BY created_at DESC",
-                (owner_id, *_UNFINISHED),
+    async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
+        if cursor is None:
+            sql = (
+                "SELECT * FROM uploads INDEXED BY uploads_unfinished_by_owner"
+                " WHERE owner_id = ? AND status IN ('pending', 'in_progress', 'finalizing')"
+                " ORDER BY created_at DESC, id DESC LIMIT ?"
             )
+            params: tuple[str | int, ...] = (owner_id, limit + 1)
+        else:
+            created_at, upload_id = decode_cursor(cursor, 2)
+            sql = (
+                "SELECT * FROM uploads INDEXED BY uploads_unfinished_by_owner"
+                " WHERE owner_id = ? AND status IN ('pending', 'in_progress', 'finalizing')"
+                " AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?"
+            )
+            params = (owner_id, created_at, upload_id, limit + 1)
+        sessions = await self._db.read(lambda connection: _sessions(connection, sql, params))
+        page = sessions[:limit]
+        last = page[-1] if len(sessions) > limit else None
+        return SessionPage(
+            sessions=page, next_cursor=encode_cursor(db_time(last.created_at), last.id) if last else None
         )
 
     async def usage(self, owner_id: str) -> int:
@@ -275,8 +294,9 @@ class SqliteUploadStore:
         return await self._db.read(
             lambda connection: _sessions(
                 connection,
-                "SELECT * FROM uploads WHERE status IN (?, ?) AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-                (*_ACCEPTING, db_time(now), limit),
+                "SELECT * FROM uploads INDEXED BY uploads_accepting_by_expiry"
+                " WHERE status IN ('pending', 'in_progress') AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (db_time(now), limit),
             )
         )
 
@@ -294,11 +314,10 @@ class SqliteUploadStore:
         )
 
     async def needing_cleanup(self, limit: int) -> list[UploadSession]:
-        # The literal status list matches the partial index uploads_needing_cleanup.
         return await self._db.read(
             lambda connection: _sessions(
                 connection,
-                "SELECT * FROM uploads WHERE cleaned_at IS NULL"
+                "SELECT * FROM uploads INDEXED BY uploads_needing_cleanup WHERE cleaned_at IS NULL"
                 " AND status IN ('completed', 'cancelled', 'expired', 'failed') ORDER BY updated_at LIMIT ?",
                 (limit,),
             )
@@ -311,10 +330,12 @@ class SqliteUploadStore:
         return await self._db.read(
             lambda connection: _sessions(
                 connection,
-                "SELECT * FROM uploads WHERE status IN (?, ?) AND updated_at < ?"
-                " AND (stored_chunks > recorded_chunks OR recorded_chunks = total_chunks)"
-                " UNION ALL SELECT * FROM uploads WHERE status = ? AND lease_expires_at < ?"
+                "SELECT * FROM uploads INDEXED BY uploads_needing_a_push"
+                " WHERE status IN ('pending', 'in_progress')"
+                " AND (stored_chunks > recorded_chunks OR recorded_chunks = total_chunks) AND updated_at < ?"
+                " UNION ALL SELECT * FROM uploads INDEXED BY uploads_finalizing_by_lease"
+                " WHERE status = 'finalizing' AND lease_expires_at < ?"
                 " LIMIT ?",
-                (*_ACCEPTING, db_time(idle_since), _FINALIZING, db_time(now), limit),
+                (db_time(idle_since), db_time(now), limit),
             )
         )

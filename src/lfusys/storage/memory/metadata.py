@@ -17,10 +17,18 @@ from msgspec.structs import replace
 from lfusys.auth.records import User
 from lfusys.clock import Clock
 from lfusys.files.records import FilePage, FileRecord
-from lfusys.sessions.records import QuotaExceeded, StoredChunk, UploadSession, UploadStatus
+from lfusys.sessions.records import QuotaExceeded, SessionPage, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.cursors import decode_cursor, encode_cursor
 from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import Part
+
+_Position = tuple[str, str]
+"""Where a file sorts: its creation time as fixed-width UTC text, then its id."""
+
+
+def _position(record: FileRecord | UploadSession) -> _Position:
+    # The local store's text form, so cursors compare (and encode) exactly as there.
+    return (record.created_at.astimezone(UTC).isoformat(timespec="microseconds"), record.id)
 
 
 class FamilyRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,13 +125,19 @@ class MemoryUploadStore:
         row = self._rows.get(upload_id)
         return row.session if row else None
 
-    async def list_unfinished(self, owner_id: str) -> list[UploadSession]:
-        unfinished = [
+    async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
+        after = decode_cursor(cursor, 2) if cursor is not None else None
+        candidates = (
             row.session
             for row in self._rows.values()
-            if row.session.owner_id == owner_id and not row.session.status.finished
-        ]
-        return sorted(unfinished, key=lambda session: session.created_at, reverse=True)
+            if row.session.owner_id == owner_id
+            and not row.session.status.finished
+            and (after is None or _position(row.session) < after)
+        )
+        newest = heapq.nlargest(limit + 1, candidates, key=_position)
+        sessions = newest[:limit]
+        next_cursor = encode_cursor(*_position(sessions[-1])) if len(newest) > limit else None
+        return SessionPage(sessions=sessions, next_cursor=next_cursor)
 
     async def usage(self, owner_id: str) -> int:
         return self._usage.of(owner_id)
@@ -303,14 +317,6 @@ class MemoryUploadStore:
 
 
 # --- files ---------------------------------------------------------------------------------------
-
-_Position = tuple[str, str]
-"""Where a file sorts: its creation time as fixed-width UTC text, then its id."""
-
-
-def _position(record: FileRecord) -> _Position:
-    # The local store's text form, so cursors compare (and encode) exactly as there.
-    return (record.created_at.astimezone(UTC).isoformat(timespec="microseconds"), record.id)
 
 
 class MemoryFileStore:
