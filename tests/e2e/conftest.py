@@ -38,9 +38,15 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "server_env(**variables): extra LFUSYS_* settings for the test's server")
+
+
 @pytest.fixture
-def server(tmp_path: Path, web_dist: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path / "data", tmp_path / "server.log", LFUSYS_WEB_DIR=str(web_dist))
+def server(request: pytest.FixtureRequest, tmp_path: Path, web_dist: Path) -> Iterator[LiveServer]:
+    marker = request.node.get_closest_marker("server_env")
+    variables = marker.kwargs if marker else {}
+    live = LiveServer(tmp_path / "data", tmp_path / "server.log", LFUSYS_WEB_DIR=str(web_dist), **variables)
     yield live
     live.stop()
 

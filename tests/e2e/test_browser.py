@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, Request, Route, expect
+from playwright.async_api import BrowserContext, Page, Request, Response, Route, expect
 
 from tests.e2e.conftest import PASSWORD, api_sign_up, csrf_header
 
@@ -302,3 +302,37 @@ async def test_many_unfinished_uploads_are_shown_a_page_at_a_time(page: Page, co
     await expect(more).to_have_count(0)  # that was the last page
     await page.get_by_role("button", name="Refresh").click()  # a refresh keeps every row shown
     await expect(rows).to_have_count(25)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(429, marks=pytest.mark.server_env(LFUSYS_MAX_CHUNK_PUTS_PER_USER="1"), id="the user's cap"),
+        # Two places: one for a user already sending, the other kept for users with nothing in flight.
+        pytest.param(503, marks=pytest.mark.server_env(LFUSYS_MAX_CHUNK_PUTS="2"), id="the server's limit"),
+    ],
+)
+async def test_a_busy_server_is_waited_out_and_the_upload_completes(
+    page: Page, context: BrowserContext, tmp_path: Path, status: int
+) -> None:
+    await api_sign_up(context, "patient@example.com")
+    original = random_file(tmp_path, "archive.zip", 40 * MiB)  # five 8 MiB chunks, sent four at a time
+    refused: list[tuple[int, str | None]] = []
+
+    async def note_refusals(response: Response) -> None:
+        if response.status in (429, 503):
+            refused.append((response.status, await response.header_value("retry-after")))
+
+    page.on("response", note_refusals)
+    await page.goto("/upload")
+    await page.get_by_test_id("file-input").set_input_files(str(original))
+
+    row = page.locator(UPLOAD_ROW)
+    await expect(row).to_have_attribute("data-state", "completed", timeout=60_000)
+    assert refused, "the server never turned a chunk away"
+    assert set(refused) == {(status, "1")}
+    files = (await (await context.request.get("/api/v1/files")).json())["files"]
+    assert [(f["name"], f["size"]) for f in files] == [("archive.zip", 40 * MiB)]
+    link = await (await context.request.get(f"/api/v1/files/{files[0]['id']}/download")).json()
+    downloaded = await context.request.get(link["url"])
+    assert hashlib.sha256(await downloaded.body()).digest() == sha256_of(original)
