@@ -1,7 +1,7 @@
 """How many chunk bodies may stream in at once, checked before any byte of a body is read.
 
-A body in flight holds memory (up to two blocks of the blob store's buffer) and a connection until
-it is stored. Two limits, both per process (each replica protects itself):
+A body in flight holds memory (on the local backend at most two 1 MiB blocks) and a connection
+until it is stored. Two limits, both per process (each replica protects itself):
 
 * ``per_user``: one user's chunks in flight; beyond it 429 (slow down, you are sending too much);
 * ``total``: everyone's chunks in flight, sized from the memory available; beyond it 503 (the

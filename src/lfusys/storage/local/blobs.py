@@ -2,9 +2,11 @@
 
 A chunk is streamed into a temporary file while it is hashed, fsynced, and linked into place, so
 ``uploads/{id}/chunk_{n}`` exists whole or not at all; the first writer of a chunk wins. Hashing and
-writing run in a worker thread (both release the GIL) in blocks of about 256 KiB, overlapping with
+writing run in a worker thread (both release the GIL) in blocks of about 1 MiB, overlapping with
 receiving the next block; the rest of a chunk's file work is one hand-off to a thread before the
-body and one after it.
+body and one after it. A slow body does not sit in memory until a block is full: what has waited
+for ``_HOLD_AT_MOST`` goes to the thread with the next piece, so a trickling upload holds a piece or
+two, and a fast one still gets whole blocks.
 
 Assembly follows the S3 multipart shape: an assembly is a folder ``assembling/{file_id}.{id}``; a
 part is a hard link to the verified chunk file (no bytes are copied, and the chunk stays where it
@@ -25,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -51,7 +54,9 @@ from lfusys.storage.ports import (
 
 log = structlog.get_logger(__name__)
 
-_BLOCK = 256 * 1024
+_BLOCK = 1024 * 1024
+_HOLD_AT_MOST = 0.02
+"""Seconds received bytes may wait for their block to fill before they are written anyway."""
 _MAX_WRITEV = 512
 _OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _CHUNK_NAME = re.compile(r"^chunk_(\d+)$")
@@ -226,13 +231,17 @@ class LocalBlobStore:
         received = 0
         pending: list[bytes] = []
         pending_bytes = 0
+        pending_since = 0.0
         async for piece in body:
             received += len(piece)
             if received > size:
                 raise ChunkSizeMismatch(size, received, too_large=True)
+            now = time.monotonic()
+            if not pending:
+                pending_since = now
             pending.append(piece)
             pending_bytes += len(piece)
-            if pending_bytes >= _BLOCK:
+            if pending_bytes >= _BLOCK or now - pending_since >= _HOLD_AT_MOST:
                 await writer.submit(pending)
                 pending, pending_bytes = [], 0
         if pending:

@@ -3,6 +3,7 @@ entries in them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,27 @@ async def test_a_chunk_is_stored_even_when_its_event_cannot_be_queued(tmp_path: 
     assert stored is True
     assert await store.list_chunks("up1") == [1]
     assert [line["event"] for line in logged] == ["storage event could not be queued; recovery will record the chunk"]
+
+
+async def test_a_trickling_body_is_written_as_it_comes_not_held_until_a_block_is_full(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, on_object_created=ignore, links=LINKS)
+    data = os.urandom(2 * 1024 * 1024)
+    piece = 64 * 1024
+    written_while_streaming: list[int] = []
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), piece):
+            if start == 8 * piece:  # half a block sent, slowly: how much of it is on disk already?
+                temporary = next((tmp_path / "uploads" / "up1").glob(".chunk_1.*.part"))
+                written_while_streaming.append(temporary.stat().st_size)
+            yield data[start : start + piece]
+            await asyncio.sleep(0.03 if start < 8 * piece else 0)
+
+    assert await store.put_chunk("up1", 1, trickle(), len(data), sha256_hex(data))
+
+    # Each piece waited at most one more piece's time in memory: all but the last one or two are written.
+    assert written_while_streaming[0] >= 6 * piece
+    assert await store.chunk_sha256("up1", 1) == sha256_hex(data)
 
 
 async def test_a_chunk_is_one_file_in_its_uploads_folder(tmp_path: Path) -> None:
