@@ -137,7 +137,8 @@ class EventWorker:
 
 
 async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
-    """``work``'s result, or ``None`` if ``stop`` is set first (``work`` is then cancelled)."""
+    """``work``'s result, or ``None`` if ``stop`` is set first and cancels it (whatever ``work``
+    returns all the same is returned)."""
     working = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -147,6 +148,9 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
     if working.done():
         return working.result()
     working.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await working
-    return None
+    try:
+        # Work that finishes despite the cancellation (asyncio.wait_for on Python 3.11 may hand back a
+        # result that arrives together with it) keeps its result: received messages must not be lost.
+        return await working
+    except asyncio.CancelledError:
+        return None

@@ -6,6 +6,7 @@ Visibility timeouts are real time (the queue's own), so they are kept to a few t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -382,3 +383,30 @@ async def _true(value: bool) -> bool:
 
 async def _dead_count_is(queue: EventQueue, count: int) -> bool:
     return len(await dead(queue)) == count
+
+
+async def test_messages_a_receive_returns_as_the_worker_stops_are_handled_not_dropped(services: Services) -> None:
+    # A receive may finish with messages even though it was cancelled: asyncio.wait_for on Python 3.11
+    # returns the result when it arrives together with the cancellation. Those messages are hidden for
+    # their visibility timeout: the worker must handle them (or hand them back), never drop them.
+    queue = services.backend.queue
+    await send_chunk_events(queue, 1)
+    receiving = asyncio.Event()
+
+    class LateQueue(WatchedQueue):
+        async def receive(
+            self, max_messages: int, wait_seconds: float, visibility_timeout: float
+        ) -> list[QueueMessage]:
+            receiving.set()
+            with contextlib.suppress(asyncio.CancelledError):  # too late to be cancelled: the messages are taken
+                await asyncio.sleep(3600)
+            return await super().receive(max_messages, 0, visibility_timeout)
+
+    late = LateQueue(queue)
+    finalizer = RecordingFinalizer(hold=0.001)
+    async with running(make_worker(late, finalizer, visibility=timedelta(seconds=30))):
+        await receiving.wait()
+
+    assert [event.upload_id for event in finalizer.seen] == ["upload1"]
+    assert late.deleted == 1
+    assert await queue.receive(10, 0, 30) == []
