@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.app import create_app
 from lfusys.settings import Settings
-from tests.support import BACKENDS, BASE_URL, FakeClock, LiveServer, make_settings
+from tests.aws_emulator import stop_emulator
+from tests.support import BACKENDS, BASE_URL, AppClient, FakeClock, LiveServer, make_settings
 
 AppFactory = Callable[..., Litestar]
 
@@ -37,6 +37,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: local_only needs a reason")
     # Module scope: a module-scoped fixture (a live server) may depend on it too.
     metafunc.parametrize("backend_name", ["local"] if local_only else BACKENDS, scope="module")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_emulator() -> Iterator[None]:
+    """Stops the AWS emulator when the session ends, if a test on the aws backend started it (it starts
+    on first use, so a session without such tests never runs it)."""
+    yield
+    stop_emulator()
 
 
 @pytest.fixture
@@ -60,8 +68,8 @@ def app(settings: Settings, clock: FakeClock) -> Litestar:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app, base_url=BASE_URL) as test_client:
+async def client(app: Litestar) -> AsyncIterator[AppClient]:
+    async with AppClient(app, base_url=BASE_URL) as test_client:
         yield test_client
 
 

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.auth.records import User
 from lfusys.clock import Clock
@@ -31,6 +30,7 @@ from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
 from lfusys.storage.objects import ChunkStored
+from tests.aws_emulator import aws_env, aws_overrides
 
 BACKENDS = ["local", "memory"]
 """Every backend the suite runs on: the contract suites and every backend-neutral integration test run
@@ -58,14 +58,66 @@ PASSWORD = "correct horse battery"
 FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
 
 
+class AppClient(httpx.AsyncClient):
+    """A client of ``app`` that runs the app in the test's own event loop, and, used as a context
+    manager, its lifespan too (as a server would: startup on entry, shutdown on exit).
+
+    One loop for test and app means a test can call the app's services directly on any backend (the
+    aws backend's clients belong to the loop that opened them), and requests from one test may run
+    concurrently. Not entered, it is another browser of an app whose lifespan is already running.
+    """
+
+    def __init__(
+        self, app: Litestar, base_url: str = BASE_URL, cookies: httpx._types.CookieTypes | None = None
+    ) -> None:
+        super().__init__(
+            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),  # type: ignore[arg-type]
+            base_url=base_url,
+            cookies=cookies,
+            follow_redirects=True,
+            headers={"user-agent": "testclient"},
+        )
+        self.app = app
+        self._lifespan: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def __aenter__(self) -> AppClient:
+        # The lifespan runs in a task of its own: it must end in the task it began in, and a fixture's
+        # setup and teardown may run in different tasks.
+        started = asyncio.get_running_loop().create_future()
+        self._lifespan = asyncio.create_task(self._run_lifespan(started))
+        await started
+        await super().__aenter__()
+        return self
+
+    async def _run_lifespan(self, started: asyncio.Future[None]) -> None:
+        try:
+            async with self.app.lifespan():
+                started.set_result(None)
+                await self._stopping.wait()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+                return
+            raise
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await super().__aexit__(*exc_info)
+        if self._lifespan is not None:
+            self._stopping.set()
+            await self._lifespan
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings isolated from the real environment, with a private data directory."""
+    """Settings isolated from the real environment, with a private data directory (on the aws backend,
+    resources of its own on the emulator, named after the data directory)."""
     # No web app unless a test brings one: the API behaves the same whether or not web/dist is built.
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "log_format": "json",
         "web_dir": data_dir / "no-web-app",
         **FAST_ARGON2,
+        **(aws_overrides(data_dir) if overrides.get("backend") == "aws" else {}),
         **overrides,
     }
     return load_settings({}, **values)
@@ -103,13 +155,12 @@ async def signed_in(client: httpx.AsyncClient, email: str = "ada@example.com") -
     return user
 
 
-async def another_user(client: AsyncTestClient[Litestar], email: str = "eve@example.com") -> AsyncTestClient[Litestar]:
+async def another_user(client: AppClient, email: str = "eve@example.com") -> AppClient:
     """Another signed-in user of the app ``client`` runs, with a cookie jar of their own.
 
     It shares ``client``'s event loop thread and lifespan (a second lifespan would open a second backend).
     """
-    other = AsyncTestClient(client.app, base_url=BASE_URL)
-    other.blocking_portal = client.blocking_portal
+    other = AppClient(client.app)
     await signed_in(other, email)
     return other
 
@@ -135,7 +186,12 @@ def lfusys_command() -> list[str]:
 
 
 def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
+    """The environment of a child ``lfusys`` process: this one's, without its ``LFUSYS_*``, plus the test's
+    settings (and, with ``LFUSYS_BACKEND=aws``, the emulator's)."""
+    # First, since it may start the emulator and set the AWS_* variables copied below.
+    aws = aws_env(data_dir) if variables.get("LFUSYS_BACKEND") == "aws" else {}
     env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_")}
+    env.update(aws)
     env.update(
         LFUSYS_DATA_DIR=str(data_dir),
         LFUSYS_WEB_DIR=str(data_dir / "no-web-app"),
@@ -260,10 +316,19 @@ async def upload_file(client: httpx.AsyncClient, data: bytes, name: str = "data.
 
 
 async def download(client: httpx.AsyncClient, file_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    """Fetch a file's bytes through its signed link (path and query only, so any base URL works)."""
+    """Fetch a file's bytes through its signed link: a link to the app by its path and query (so any base
+    URL works), a link to another host (an S3 presigned URL) from that host."""
     link = (await client.get(f"{API}/files/{file_id}/download")).json()
+    target = httpx.URL(link["url"])
+    if not target.is_relative_url and _origin(target) != _origin(client.base_url):
+        async with httpx.AsyncClient(trust_env=False) as storage:
+            return await storage.get(target, headers=headers or {})
     parts = urlsplit(link["url"])
     return await client.get(f"{parts.path}?{parts.query}", headers=headers or {})
+
+
+def _origin(url: httpx.URL) -> tuple[str, bytes]:
+    return url.scheme, url.netloc
 
 
 async def body_of(data: bytes) -> AsyncIterator[bytes]:
@@ -277,7 +342,7 @@ ANOTHER_WORKER = "another-worker"
 """A finalizing worker that is not the app's own."""
 
 
-def services_of(client: AsyncTestClient[Litestar]) -> Services:
+def services_of(client: AppClient) -> Services:
     """The services of the app ``client`` runs (its lifespan must have started)."""
     return services_from(client.app.state)
 

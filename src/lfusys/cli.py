@@ -16,7 +16,7 @@ from lfusys.clock import utc_now
 from lfusys.observability.logging import configure_logging
 from lfusys.services import background_work, open_services
 from lfusys.settings import Settings, SettingsError, load_settings
-from lfusys.storage.backend import migrate, server_keys
+from lfusys.storage.backend import migrate, prepare, server_keys
 from lfusys.storage.ports import DeadLetter
 
 _DEAD_LETTERS_SHOWN = 1000
@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
 
     commands.add_parser("worker", help="run only the event worker and janitor (no web server)")
-    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    commands.add_parser(
+        "migrate", help="apply pending database migrations (aws: create or update every resource) and exit"
+    )
     commands.add_parser(
         "dead-letters", help="list storage events that could not be handled (JSON lines: id, receives, when, body)"
     )
@@ -49,7 +51,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     # Create the keys and the schema once, before any server process starts.
     server_keys(settings)
-    asyncio.run(migrate(settings))
+    asyncio.run(prepare(settings))
     if settings.core.backend == "memory":
         log.warning("memory backend: every upload, file and account is lost when the server stops")
     uvicorn.run(
@@ -105,5 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             print(msgspec.json.encode(letter).decode())
         return 0
     applied = asyncio.run(migrate(settings))
+    if settings.core.backend == "aws":
+        print("\n".join(applied))
+        return 0
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0

@@ -1,4 +1,7 @@
-"""Server keys: generated once, kept in the data directory (mode 0600), shared by every worker process."""
+"""Server keys: generated once and shared by every server process of a deployment.
+
+The local backends keep them in the data directory (mode 0600); the aws backend keeps them in
+DynamoDB (:mod:`lfusys.storage.aws.keys`), so replicas agree without any configuration."""
 
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ class ServerKeys(msgspec.Struct, frozen=True, kw_only=True):
     download_signing: str
 
 
-def _new_key() -> str:
+KEY_NAMES = tuple(field.name for field in msgspec.structs.fields(ServerKeys))
+
+
+def new_key() -> str:
     return secrets.token_urlsafe(48)
 
 
@@ -36,22 +42,22 @@ def load_or_create_keys(settings: Settings) -> ServerKeys:
         # Several uvicorn workers may start together: the first creates, the rest read.
         fcntl.flock(lock, fcntl.LOCK_EX)
         stored = _read(path)
-        names = [field.name for field in msgspec.structs.fields(ServerKeys)]
-        missing = {name: _new_key() for name in names if not stored.get(name)}
+        missing = {name: new_key() for name in KEY_NAMES if not stored.get(name)}
         if missing:
             stored |= missing
             _write(path, stored)
         else:
             tighten(path, PRIVATE_FILE)
-    return _with_environment({name: stored[name] for name in names}, settings)
+    return with_environment({name: stored[name] for name in KEY_NAMES}, settings)
 
 
 def new_keys(settings: Settings) -> ServerKeys:
     """Keys made afresh, kept nowhere (secrets given in the environment still win)."""
-    return _with_environment({field.name: _new_key() for field in msgspec.structs.fields(ServerKeys)}, settings)
+    return with_environment({name: new_key() for name in KEY_NAMES}, settings)
 
 
-def _with_environment(keys: dict[str, str], settings: Settings) -> ServerKeys:
+def with_environment(keys: dict[str, str], settings: Settings) -> ServerKeys:
+    """The keys, with the secrets given in the environment in place of stored ones."""
     if settings.auth.jwt_access_secret:
         keys["jwt_access"] = settings.auth.jwt_access_secret
     if settings.auth.jwt_refresh_secret:

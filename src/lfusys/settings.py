@@ -54,14 +54,15 @@ def default_max_chunk_puts() -> int:
     return max(4, min(64, memory_available() // MEMORY_PER_CHUNK_PUT))
 
 
-Backend = Literal["local", "memory"]
+Backend = Literal["local", "memory", "aws"]
 
 
 class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the service listens, how it is reached, how it logs, and which backend it runs on."""
 
     backend: Backend = "local"
-    """``local`` (filesystem + SQLite, the default) or ``memory`` (everything in the process, gone at exit)."""
+    """``local`` (filesystem + SQLite, the default), ``memory`` (everything in the process, gone at exit)
+    or ``aws`` (S3, SQS and DynamoDB, for replicas behind a load balancer)."""
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
@@ -146,6 +147,31 @@ class LocalSettings(msgspec.Struct, frozen=True, kw_only=True):
         return self.data_dir / "secrets.json"
 
 
+class AwsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The distributed backend: S3, SQS and DynamoDB (or any endpoint that speaks their APIs).
+
+    The endpoint, region and credentials come from the standard AWS chain (``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``/``AWS_DEFAULT_REGION``, environment keys, profile, container or instance role)."""
+
+    aws_prefix: str = "lfusys"
+    """Every resource's name starts with it: the bucket, the queues, the tables."""
+    aws_path_style: bool = False
+    """Address S3 buckets in the path (``endpoint/bucket/key``), as most emulators want."""
+    aws_max_attempts: int = 3
+    """Attempts per AWS call (botocore's standard retry mode, with backoff)."""
+    aws_connect_timeout: timedelta = timedelta(seconds=2)
+    aws_read_timeout: timedelta = timedelta(seconds=30)
+    aws_copy_parallelism: int = 8
+    """Parts copied at once while a file is assembled."""
+    aws_uploads_expire_days: int = 7
+    """A lifecycle rule deletes chunk objects this many days old, and aborts multipart uploads this old."""
+    aws_create_resources: bool = False
+    """Create missing resources when the backend opens (as ``lfusys migrate`` does); for tests and trials."""
+    aws_min_part_size: int = 5 * MiB
+    """The smallest part the S3 endpoint takes in a multipart upload (5 MiB on AWS). Every chunk but the
+    last becomes one part, so ``min_chunk_size`` may not be smaller."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Runtime configuration, grouped by concern. Field ``x`` of any group is read from ``LFUSYS_X``."""
 
@@ -154,6 +180,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     uploads: UploadSettings = msgspec.field(default_factory=UploadSettings)
     queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
     local: LocalSettings = msgspec.field(default_factory=LocalSettings)
+    aws: AwsSettings = msgspec.field(default_factory=AwsSettings)
 
 
 _GROUPS: dict[str, type[msgspec.Struct]] = {field.name: field.type for field in msgspec.structs.fields(Settings)}
@@ -229,6 +256,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "janitor_interval": parse_duration,
     "stalled_after": parse_duration,
     "download_url_ttl": parse_duration,
+    "aws_min_part_size": parse_size,
+    "aws_connect_timeout": parse_duration,
+    "aws_read_timeout": parse_duration,
     "trusted_proxies": _parse_list,
     "data_dir": Path,
     "web_dir": Path,
@@ -237,7 +267,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 def _check(settings: Settings) -> None:
     """Cross-field and range rules msgspec's types cannot express."""
-    core, auth, uploads, queue = settings.core, settings.auth, settings.uploads, settings.queue
+    core, auth, uploads, queue, aws = settings.core, settings.auth, settings.uploads, settings.queue, settings.aws
     rules: list[tuple[str, bool, str]] = [
         ("port", 0 <= core.port <= 65535, "must be between 0 and 65535"),
         (
@@ -303,6 +333,22 @@ def _check(settings: Settings) -> None:
         ("finalize_max_attempts", 1 <= queue.finalize_max_attempts <= 100, "must be between 1 and 100"),
         ("janitor_interval", queue.janitor_interval >= timedelta(milliseconds=10), "must be at least 10ms"),
         ("stalled_after", queue.stalled_after >= timedelta(0), "must not be negative"),
+        (
+            "aws_prefix",
+            re.fullmatch(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]", aws.aws_prefix) is not None,
+            "must be 3 to 40 lower-case letters, digits or hyphens, starting and ending with a letter or digit",
+        ),
+        ("aws_max_attempts", 1 <= aws.aws_max_attempts <= 10, "must be between 1 and 10"),
+        ("aws_connect_timeout", aws.aws_connect_timeout >= timedelta(milliseconds=100), "must be at least 100ms"),
+        ("aws_read_timeout", aws.aws_read_timeout >= timedelta(seconds=1), "must be at least 1s"),
+        ("aws_copy_parallelism", 1 <= aws.aws_copy_parallelism <= 64, "must be between 1 and 64"),
+        ("aws_uploads_expire_days", 1 <= aws.aws_uploads_expire_days <= 365, "must be between 1 and 365"),
+        ("aws_min_part_size", aws.aws_min_part_size >= 1, "must be at least 1B"),
+        (
+            "min_chunk_size",
+            core.backend != "aws" or uploads.min_chunk_size >= aws.aws_min_part_size,
+            "must be at least LFUSYS_AWS_MIN_PART_SIZE on the aws backend (S3 refuses smaller multipart parts)",
+        ),
     ]
     for field, ok, message in rules:
         if not ok:

@@ -182,6 +182,30 @@ async def test_a_one_chunk_file_is_assembled_too(backend: Backend) -> None:
     assert await read_all(backend, "file1") == b"!"
 
 
+async def test_a_one_chunk_file_is_that_chunk_copied_and_may_be_copied_again(backend: Backend) -> None:
+    data = os.urandom(3000)
+    await put(backend, 1, data)
+
+    assert await backend.blobs.copy_chunk_as_file("file1", UPLOAD, ChunkSpan(1, 3000)) == 3000
+    assert await backend.blobs.copy_chunk_as_file("file1", UPLOAD, ChunkSpan(1, 3000)) == 3000
+
+    assert await backend.blobs.file_size("file1") == 3000
+    assert await read_all(backend, "file1") == data
+    assert await read_all(backend, "file1", ByteRange(10, 19)) == data[10:20]
+    assert await backend.blobs.list_chunks(UPLOAD) == [1]
+
+
+async def test_copying_a_missing_or_wrong_sized_chunk_as_a_file_fails_and_makes_no_file(backend: Backend) -> None:
+    with pytest.raises(ChunkMissing) as missing:
+        await backend.blobs.copy_chunk_as_file("file1", UPLOAD, ChunkSpan(1, 3))
+    await put(backend, 1, b"abcd")
+    with pytest.raises(ChunkWrongSize) as wrong:
+        await backend.blobs.copy_chunk_as_file("file1", UPLOAD, ChunkSpan(1, 3))
+
+    assert missing.value.n == wrong.value.n == 1
+    assert await backend.blobs.file_size("file1") is None
+
+
 async def test_an_aborted_assembly_is_gone_and_makes_no_file(backend: Backend) -> None:
     await put(backend, 1, b"abc")
     assembly = await backend.blobs.start_assembly("file1")

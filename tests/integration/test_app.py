@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from litestar import Litestar, get
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, log_lines, services_of, signed_in
+from tests.support import API, BASE_URL, AppClient, log_lines, services_of, signed_in
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 async def test_every_response_has_a_request_id(client: Client) -> None:
@@ -55,7 +54,7 @@ async def test_an_unexpected_exception_is_a_bare_500_and_is_logged(
         raise RuntimeError(f"database password is hunter2 ({len(password)})")
 
     app.register(boom)
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+    async with AppClient(app, base_url=BASE_URL) as client:
         response = await client.get("/boom")
 
     assert response.status_code == 500
@@ -84,7 +83,7 @@ async def test_a_traceback_never_shows_local_variables(
         raise RuntimeError(f"failed after {len(secret)} characters")
 
     app.register(boom)
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+    async with AppClient(app, base_url=BASE_URL) as client:
         assert (await client.get("/boom")).status_code == 500
 
     err = capsys.readouterr().err
@@ -170,9 +169,9 @@ async def test_openapi_schema_and_docs_page(client: Client) -> None:
 
 @pytest.mark.local_only("a restart finds the data only where the local backend keeps it, on disk")
 async def test_the_service_restarts_on_the_same_data(app_factory: AppFactory) -> None:
-    async with AsyncTestClient(app_factory(), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(), base_url=BASE_URL) as client:
         await signed_in(client)
         cookies = dict(client.cookies)
 
-    async with AsyncTestClient(app_factory(), base_url=BASE_URL, cookies=cookies) as client:
+    async with AppClient(app_factory(), base_url=BASE_URL, cookies=cookies) as client:
         assert (await client.get(f"{API}/auth/me")).status_code == 200

@@ -7,10 +7,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL
+from tests.support import API, BASE_URL, AppClient
 
 INDEX = "<!doctype html><title>LFUSYS</title><div id=root></div>"
 
@@ -29,7 +28,7 @@ def web_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("path", ["/", "/upload", "/files", "/signin", "/no/such/page"])
 async def test_pages_get_the_app(app_factory: AppFactory, web_dir: Path, path: str) -> None:
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         response = await client.get(path)
 
     assert response.status_code == 200
@@ -40,7 +39,7 @@ async def test_pages_get_the_app(app_factory: AppFactory, web_dir: Path, path: s
 
 
 async def test_hashed_assets_are_cached_for_long(app_factory: AppFactory, web_dir: Path) -> None:
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         asset = await client.get("/assets/app-1a2b3c.js")
         favicon = await client.get("/favicon.svg")
 
@@ -57,7 +56,7 @@ async def test_hashed_assets_are_cached_for_long(app_factory: AppFactory, web_di
     "path", ["/assets/missing.js", "/missing.png", f"{API}/no-such-endpoint", "/health/nothing", "/../secret.txt"]
 )
 async def test_missing_files_and_unknown_api_routes_stay_404(app_factory: AppFactory, web_dir: Path, path: str) -> None:
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         response = await client.get(path)
 
     assert response.status_code == 404
@@ -66,7 +65,7 @@ async def test_missing_files_and_unknown_api_routes_stay_404(app_factory: AppFac
 
 
 async def test_api_routes_win_over_the_app(app_factory: AppFactory, web_dir: Path) -> None:
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         providers = await client.get(f"{API}/auth/providers")
         health = await client.get("/health/live")
         docs = await client.get("/api/docs")
@@ -78,7 +77,7 @@ async def test_api_routes_win_over_the_app(app_factory: AppFactory, web_dir: Pat
 
 
 async def test_without_a_build_only_the_api_is_served(app_factory: AppFactory) -> None:
-    async with AsyncTestClient(app_factory(), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(), base_url=BASE_URL) as client:
         page = await client.get("/upload")
         providers = await client.get(f"{API}/auth/providers")
 
@@ -91,7 +90,7 @@ async def test_pages_carry_a_content_security_policy_that_allows_only_the_builds
 ) -> None:
     theme = "document.documentElement.classList.add('dark')"
     (web_dir / "index.html").write_text(f"<!doctype html><script>{theme}</script><script src=/assets/a.js></script>")
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         policy = (await client.get("/files")).headers["content-security-policy"]
 
     digest = base64.b64encode(hashlib.sha256(theme.encode()).digest()).decode()
@@ -109,7 +108,7 @@ async def test_the_api_docs_use_swagger_ui_from_the_build_when_it_has_it(
     swagger.mkdir(parents=True)
     for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         (swagger / name).write_text(f"/* {name} */")
-    async with AsyncTestClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(web_dir=web_dir), base_url=BASE_URL) as client:
         docs = await client.get("/api/docs")
         bundle = await client.get("/vendor/swagger-ui/swagger-ui-bundle.js")
 
@@ -121,7 +120,7 @@ async def test_the_api_docs_use_swagger_ui_from_the_build_when_it_has_it(
 
 
 async def test_without_the_build_the_api_docs_fall_back_to_the_cdn(app_factory: AppFactory) -> None:
-    async with AsyncTestClient(app_factory(), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(), base_url=BASE_URL) as client:
         docs = await client.get("/api/docs")
 
     assert docs.status_code == 200

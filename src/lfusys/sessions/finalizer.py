@@ -182,7 +182,13 @@ class Finalizer:
         return file_id
 
     async def _build(self, session: UploadSession, file_id: str, chunks: list[StoredChunk]) -> int:
-        """Copy every chunk into the assembly (continuing one an earlier attempt began) and complete it."""
+        """Copy every chunk into the assembly (continuing one an earlier attempt began) and complete it;
+        a file of one chunk is that chunk copied."""
+        if session.total_chunks == 1:
+            try:
+                return await self._blobs.copy_chunk_as_file(file_id, session.id, ChunkSpan(1, session.file_size))
+            except (ChunkMissing, ChunkWrongSize) as exc:
+                raise AssemblyFailed(str(exc)) from exc
         assembly_id = session.assembly_id or await self._start_assembly(session, file_id)
         parts = {chunk.n: Part(chunk.n, chunk.part_etag) for chunk in chunks if chunk.part_etag is not None}
         missing = [ChunkSpan(n, session.chunk_length(n)) for n in range(1, session.total_chunks + 1) if n not in parts]

@@ -321,6 +321,14 @@ class BlobStore(Protocol):
         """Throw away an unfinished assembly and its parts (harmless if it is already gone)."""
         ...
 
+    async def copy_chunk_as_file(self, file_id: str, upload_id: str, chunk: ChunkSpan) -> int:
+        """Make ``files/{file_id}`` from one chunk alone (a one-chunk file needs no assembly: S3
+        ``CopyObject``); return its size. May be repeated.
+
+        Raises :class:`ChunkMissing` or :class:`ChunkWrongSize`.
+        """
+        ...
+
     async def file_size(self, file_id: str) -> int | None:
         """The size of a complete file, or ``None`` if there is none."""
         ...

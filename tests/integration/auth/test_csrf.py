@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+from tests.support import API, PASSWORD, AppClient, csrf_headers, login, signed_in
 
-from tests.support import API, PASSWORD, csrf_headers, login, signed_in
-
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 EVIL = {"origin": "https://evil.example", "referer": "https://evil.example/page"}
 
 

@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.records import User
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, PASSWORD, csrf_headers, login, register, services_of
+from tests.support import API, BASE_URL, PASSWORD, AppClient, csrf_headers, login, register, services_of
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 def _set_cookie_headers(response_headers: list[str], name: str) -> str:
@@ -45,7 +44,7 @@ async def test_login_sets_httponly_lax_cookies_with_real_max_age(client: Client)
 
 async def test_login_over_https_uses_secure_host_prefixed_cookies(app_factory: AppFactory) -> None:
     app = app_factory(public_url="https://files.example.org")
-    async with AsyncTestClient(app, base_url="https://files.example.org") as client:
+    async with AppClient(app, base_url="https://files.example.org") as client:
         headers = await csrf_headers(client, "__Host-lfusys_csrf")
         body = {"name": "Ada", "email": "ada@example.com", "password": PASSWORD}
         assert (await client.post(f"{API}/auth/register", json=body, headers=headers)).status_code == 201
@@ -121,18 +120,18 @@ async def password_hash(client: Client, email: str) -> str:
 
 @pytest.mark.local_only("the restarted app finds the account only where the local backend keeps it, on disk")
 async def test_login_rehashes_when_argon2_parameters_change(app_factory: AppFactory) -> None:
-    async with AsyncTestClient(app_factory(argon2_time_cost=1), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(argon2_time_cost=1), base_url=BASE_URL) as client:
         await register(client, "ada@example.com")
         old_hash = await password_hash(client, "ada@example.com")
     assert "t=1" in old_hash
 
-    async with AsyncTestClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:
         assert (await login(client, "ada@example.com")).status_code == 200
         new_hash = await password_hash(client, "ada@example.com")
 
     assert new_hash != old_hash
     assert "t=2" in new_hash
-    async with AsyncTestClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(argon2_time_cost=2), base_url=BASE_URL) as client:
         assert (await login(client, "ada@example.com")).status_code == 200
         assert (await login(client, "ada@example.com", "wrong password")).status_code == 401
 

@@ -7,12 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from tests.support import API, PASSWORD, LiveServer, csrf_headers, login, register
+from tests.support import API, PASSWORD, AppClient, LiveServer, csrf_headers, login, register
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 async def post_register(client: Client, body: Any) -> httpx.Response:

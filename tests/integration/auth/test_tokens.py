@@ -13,15 +13,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.auth.tokens import TokenCodec, TokenType
 from lfusys.settings import Settings
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, FakeClock, csrf_headers, login, make_settings, signed_in
+from tests.support import API, BASE_URL, AppClient, FakeClock, csrf_headers, login, make_settings, signed_in
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 ACCESS = "lfusys_access"
 REFRESH = "lfusys_refresh"
 SECRETS = {"jwt_access": "a" * 64, "jwt_refresh": "r" * 64}
@@ -134,8 +132,7 @@ async def test_replaying_a_rotated_refresh_token_revokes_the_whole_family(client
 async def test_two_tabs_refreshing_with_the_same_token_at_once_both_stay_signed_in(client: Client) -> None:
     await signed_in(client)
     shared_refresh = client.cookies[REFRESH]
-    other_tab = AsyncTestClient(client.app, base_url=BASE_URL)
-    other_tab.blocking_portal = client.blocking_portal
+    other_tab = AppClient(client.app, base_url=BASE_URL)
     other_tab.cookies = httpx.Cookies(client.cookies)
 
     first, second = await asyncio.gather(refresh(client), refresh(other_tab))
@@ -166,7 +163,7 @@ async def test_a_refresh_retried_after_a_lost_response_succeeds_within_the_grace
 
 
 async def test_the_grace_window_is_configurable_and_zero_turns_it_off(app_factory: AppFactory) -> None:
-    async with AsyncTestClient(app_factory(refresh_reuse_grace=timedelta(0)), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(refresh_reuse_grace=timedelta(0)), base_url=BASE_URL) as client:
         await signed_in(client)
         sent = client.cookies[REFRESH]
         assert (await refresh(client)).status_code == 200

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkReceipt
@@ -30,6 +28,7 @@ from tests.support import (
     API,
     BASE_URL,
     SMALL_CHUNKS,
+    AppClient,
     FakeClock,
     LiveServer,
     chunks_of,
@@ -42,7 +41,7 @@ from tests.support import (
     start_upload,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 DATA = bytes(range(256)) * 48  # 12,288 bytes: three 4 KiB chunks
 CHUNKS = chunks_of(DATA, 4096)
 
@@ -289,7 +288,7 @@ def _create(size: int) -> CreateUpload:
 @pytest.fixture
 async def services(app_factory: AppFactory) -> AsyncIterator[Services]:
     app = app_factory(**SMALL_CHUNKS)
-    async with AsyncTestClient(app, base_url=BASE_URL):
+    async with AppClient(app, base_url=BASE_URL):
         yield services_from(app.state)
 
 

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.support import (
     API,
+    AppClient,
     FakeClock,
     another_user,
     chunks_of,
@@ -32,7 +31,7 @@ from tests.support import (
     wait_for_status,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 # 10,000 bytes in 4 KiB chunks: two full chunks and a last one of 1,808 bytes.
 DATA = bytes(i * 7 % 251 for i in range(10_000))

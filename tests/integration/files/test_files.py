@@ -12,8 +12,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.files.records import FileRecord
 from tests.conftest import AppFactory
@@ -21,6 +19,7 @@ from tests.support import (
     API,
     BASE_URL,
     SMALL_CHUNKS,
+    AppClient,
     another_user,
     chunks_of,
     csrf_headers,
@@ -31,7 +30,7 @@ from tests.support import (
     wait_for_status,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 # Three full 4 KiB chunks and 100 bytes: ranges can cross chunk boundaries.
 DATA = bytes((i * 31 + i // 4096) % 256 for i in range(3 * 4096 + 100))
@@ -40,7 +39,7 @@ SIZE = len(DATA)
 
 @pytest.fixture
 async def client(app_factory: AppFactory) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
+    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
         yield c
 
 
@@ -51,9 +50,7 @@ async def user(client: Client) -> dict[str, Any]:
 
 def _sharing_app_of(client: Client) -> Client:
     """A client with an empty cookie jar for the app ``client`` runs (same event loop, same lifespan)."""
-    other = AsyncTestClient(client.app, base_url=BASE_URL)
-    other.blocking_portal = client.blocking_portal
-    return other
+    return AppClient(client.app, base_url=BASE_URL)
 
 
 @pytest.fixture
@@ -331,7 +328,7 @@ async def test_the_download_link_is_signed_and_expires_in_an_hour(client: Client
 
 async def test_the_download_link_works_on_any_host_the_server_is_reached_on(app_factory: AppFactory) -> None:
     app = app_factory(**SMALL_CHUNKS, public_url="http://files.example.org:8080/")
-    async with AsyncTestClient(app, base_url="http://10.1.2.3:9000") as client:
+    async with AppClient(app, base_url="http://10.1.2.3:9000") as client:
         await signed_in(client)
         file_id = await _upload(client, b"abc")
 

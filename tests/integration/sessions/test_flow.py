@@ -10,8 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import AppFactory
 from tests.support import (
@@ -19,6 +17,7 @@ from tests.support import (
     BASE_URL,
     PASSWORD,
     SMALL_CHUNKS,
+    AppClient,
     chunks_deleted,
     chunks_of,
     csrf_headers,
@@ -34,7 +33,7 @@ from tests.support import (
     wait_for_status,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 def _random_bytes(size: int, seed: int = 0) -> bytes:
@@ -156,8 +155,7 @@ async def test_an_upload_resumes_from_another_device(client: Client) -> None:
     created = await _start(client, data, name="holiday.mov")
     chunks = chunks_of(data, created["chunk_size"])
     await _send(client, created["upload_id"], chunks, [1, 3])
-    phone = AsyncTestClient(client.app, base_url=BASE_URL)  # the same server, a browser of its own
-    phone.blocking_portal = client.blocking_portal
+    phone = AppClient(client.app, base_url=BASE_URL)  # the same server, a browser of its own
 
     assert (await login(phone, "ada@example.com", PASSWORD)).status_code == 200
     unfinished = (await phone.get(f"{API}/uploads")).json()["uploads"]
@@ -178,13 +176,13 @@ async def test_an_upload_resumes_from_another_device(client: Client) -> None:
 @pytest.mark.local_only("the second app finds the first one's data only where the local backend keeps it, on disk")
 async def test_an_upload_resumes_from_another_device_after_a_restart(app_factory: AppFactory) -> None:
     data = _random_bytes(4 * 4096, seed=5)
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as laptop:
+    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as laptop:
         await signed_in(laptop)
         created = await _start(laptop, data, name="holiday.mov")
         chunks = chunks_of(data, created["chunk_size"])
         await _send(laptop, created["upload_id"], chunks, [1, 3])
 
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as phone:
+    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as phone:
         assert (await login(phone, "ada@example.com", PASSWORD)).status_code == 200
         unfinished = (await phone.get(f"{API}/uploads")).json()["uploads"]
         stored = (await phone.get(f"{API}/uploads/{created['upload_id']}/chunks")).json()

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.services import services_from
 from lfusys.sessions.records import UploadStatus
@@ -20,6 +18,7 @@ from tests.support import (
     API,
     BASE_URL,
     SMALL_CHUNKS,
+    AppClient,
     FakeClock,
     another_user,
     chunks_deleted,
@@ -40,13 +39,13 @@ from tests.support import (
     wait_for_status,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 @pytest.fixture
 async def client(app_factory: AppFactory) -> AsyncIterator[Client]:
     """Not signed in, unlike the ``client`` of this package's conftest: tests that need a user ask for :func:`user`."""
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
+    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
         yield c
 
 
@@ -247,7 +246,7 @@ async def test_a_file_size_that_is_not_an_integer_is_refused(client: Client, use
 async def test_a_file_size_up_to_the_maximum_is_accepted_and_one_byte_more_is_too_large(
     app_factory: AppFactory,
 ) -> None:
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS, max_file_size=100_000), base_url=BASE_URL) as client:
+    async with AppClient(app_factory(**SMALL_CHUNKS, max_file_size=100_000), base_url=BASE_URL) as client:
         await signed_in(client)
 
         largest = await start_upload(client, 100_000)
@@ -364,7 +363,7 @@ async def test_every_uploads_route_needs_a_signed_in_user(client: Client) -> Non
 
 @pytest.fixture
 async def quota_client(app_factory: AppFactory) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS, user_quota_bytes=10_000), base_url=BASE_URL) as c:
+    async with AppClient(app_factory(**SMALL_CHUNKS, user_quota_bytes=10_000), base_url=BASE_URL) as c:
         await signed_in(c)
         yield c
 
@@ -457,7 +456,7 @@ async def test_a_new_upload_is_pending_with_no_progress(client: Client, user: di
 
 async def test_a_failed_upload_says_why(app_factory: AppFactory) -> None:
     app = app_factory(**SMALL_CHUNKS, stalled_after=timedelta(0))
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+    async with AppClient(app, base_url=BASE_URL) as client:
         await signed_in(client)
         data = bytes(range(256)) * 40
         created = (await start_upload(client, len(data))).json()

@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.settings import Settings
 from tests.conftest import AppFactory
@@ -23,6 +21,7 @@ from tests.support import (
     API,
     BASE_URL,
     SMALL_CHUNKS,
+    AppClient,
     LiveServer,
     another_user,
     chunks_of,
@@ -38,14 +37,14 @@ from tests.support import (
 
 pytestmark = pytest.mark.local_only("the local backend's folders and files on disk")
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 DATA = bytes(i * 7 % 251 for i in range(10_000))  # two 4 KiB chunks and one of 1,808 bytes
 CHUNKS = chunks_of(DATA, 4096)
 
 
 @pytest.fixture
 async def client(app_factory: AppFactory) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
+    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
         await signed_in(c)
         yield c
 

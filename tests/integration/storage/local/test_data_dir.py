@@ -9,15 +9,13 @@ import stat
 import httpx
 import jwt
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.settings import Settings
-from tests.support import API, LiveServer, signed_in
+from tests.support import API, AppClient, LiveServer, signed_in
 
 pytestmark = pytest.mark.local_only("the local backend's data directory")
 
-Client = AsyncTestClient[Litestar]
+Client = AppClient
 
 
 async def test_first_start_creates_data_dir_keys_and_migrated_database(client: Client, settings: Settings) -> None:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from lfusys.storage.local.accounts import SqliteUserStore
 from lfusys.storage.local.database import Database, _statements, apply_migrations, migrations_dir
-from tests.support import BASE_URL, services_of
+from tests.support import BASE_URL, AppClient, services_of
 
 pytestmark = pytest.mark.local_only("the local backend's SQLite database")
 
@@ -75,7 +74,7 @@ def test_statements_are_split_on_complete_sql() -> None:
 
 
 async def test_ready_is_503_when_the_database_is_closed(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+    async with AppClient(app, base_url=BASE_URL) as client:
         users = services_of(client).backend.users
         assert isinstance(users, SqliteUserStore)
         database = users._db  # the one database every local store shares

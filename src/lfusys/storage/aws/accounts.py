@@ -1,0 +1,133 @@
+"""Users and refresh-token families in DynamoDB.
+
+One account per email is a conditional write: registering puts an ``emails`` item (email → user id)
+only if none exists, together with the user in one transaction, so of two concurrent registrations
+of one address exactly one succeeds. Spending a refresh token is a conditional update of its
+``rotated_at``, so exactly one concurrent caller rotates it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
+from lfusys.storage.aws.clients import AwsClients
+from lfusys.storage.aws.dynamo import Table, TransactionCancelled, expression, stamp, transact, unstamp
+
+_KEPT_AFTER_EXPIRY = timedelta(days=1)
+"""How long DynamoDB's TTL keeps a refresh token after it expired (its replay still revokes the family)."""
+
+
+def _user(item: dict[str, Any]) -> User:
+    return User(
+        id=item["id"],
+        email=item["email"],
+        name=item["name"],
+        password_hash=item.get("password_hash"),
+        created_at=unstamp(item["created_at"]),
+    )
+
+
+class DynamoUserStore:
+    """The UserStore port over the ``users`` and ``emails`` tables."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self._client = clients.dynamodb
+        self._users = Table(clients.dynamodb, clients.names.table("users"))
+        self._emails = Table(clients.dynamodb, clients.names.table("emails"))
+
+    async def create(self, user: User) -> None:
+        item = {
+            "id": user.id,
+            "email": user.email,
+            "name": user.name,
+            "password_hash": user.password_hash,
+            "created_at": stamp(user.created_at),
+        }
+        try:
+            await transact(
+                self._client,
+                self._emails.put_item(
+                    {"email": user.email, "user_id": user.id}, expression("attribute_not_exists(#email)")
+                ),
+                self._users.put_item(item, expression("attribute_not_exists(#id)")),
+            )
+        except TransactionCancelled as exc:
+            if exc.failed(0):
+                raise EmailTaken(user.email) from None
+            if exc.failed(1):
+                raise ValueError(f"user {user.id} exists") from None
+            raise
+
+    async def get(self, user_id: str) -> User | None:
+        item = await self._users.get({"id": user_id})
+        return _user(item) if item else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        owner = await self._emails.get({"email": email})
+        return await self.get(owner["user_id"]) if owner else None
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._users.update(
+            {"id": user_id},
+            expression("SET #password_hash = :hash", hash=password_hash),
+            expression("attribute_exists(#id)"),
+        )
+
+
+class DynamoTokenStore:
+    """The TokenStore port over the ``token-families`` and ``refresh-tokens`` tables."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self._families = Table(clients.dynamodb, clients.names.table("token-families"))
+        self._tokens = Table(clients.dynamodb, clients.names.table("refresh-tokens"))
+
+    async def start_family(self, family_id: str, user_id: str, now: datetime) -> None:
+        item = {"id": family_id, "user_id": user_id, "created_at": stamp(now)}
+        if not await self._families.put(item, expression("attribute_not_exists(#id)")):
+            raise ValueError(f"token family {family_id} exists")
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        item = {
+            "jti": token.jti,
+            "family_id": token.family_id,
+            "user_id": token.user_id,
+            "expires_at": stamp(token.expires_at),
+            "ttl": int((token.expires_at + _KEPT_AFTER_EXPIRY).timestamp()),
+        }
+        if not await self._tokens.put(item, expression("attribute_not_exists(#jti)")):
+            raise ValueError(f"refresh token {token.jti} exists")
+
+    async def spend_refresh_token(self, jti: str, now: datetime, grace: timedelta) -> RefreshOutcome:
+        token = await self._tokens.get({"jti": jti})
+        family = await self._families.get({"id": token["family_id"]}) if token else None
+        if token is None or family is None:
+            return RefreshOutcome.UNKNOWN
+        if "revoked_at" in family:
+            return RefreshOutcome.REVOKED
+        if "rotated_at" not in token:
+            spent = await self._tokens.update(
+                {"jti": jti},
+                expression("SET #rotated_at = :now", now=stamp(now)),
+                expression("attribute_not_exists(#rotated_at)"),
+            )
+            if spent is not None:
+                return RefreshOutcome.ROTATED
+            token = await self._tokens.get({"jti": jti})  # another caller rotated it just now
+            if token is None or "rotated_at" not in token:
+                return RefreshOutcome.UNKNOWN
+        if now - unstamp(token["rotated_at"]) < grace:
+            return RefreshOutcome.RECENTLY_ROTATED
+        return RefreshOutcome.REUSED
+
+    async def revoke_family(self, family_id: str, now: datetime) -> None:
+        await self._families.update(
+            {"id": family_id},
+            expression("SET #revoked_at = :now", now=stamp(now)),
+            expression("attribute_exists(#id) AND attribute_not_exists(#revoked_at)"),
+        )
+
+    async def is_family_active(self, family_id: str) -> bool:
+        family = await self._families.get({"id": family_id})
+        return family is not None and "revoked_at" not in family
