@@ -46,10 +46,10 @@ def environment() -> dict[str, Any]:
     }
 
 
-def save(payload: dict[str, Any], prefix: str = "") -> Path:
-    """Write ``bench/results/<prefix><timestamp>.json``."""
+def save(payload: dict[str, Any], prefix: str = "", suffix: str = "") -> Path:
+    """Write ``bench/results/<prefix><timestamp><suffix>.json``."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = RESULTS_DIR / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}{suffix}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
 

@@ -2,7 +2,10 @@
 
 ``backend_name`` is parametrized over :data:`tests.support.BACKENDS`, so every test that uses the app,
 its settings or a live server runs once per backend. A test (or module, with ``pytestmark``) marked
-``@pytest.mark.local_only("why")`` runs on the local backend alone.
+``@pytest.mark.local_only("why")`` runs on the local backend alone; one marked
+``@pytest.mark.durable_only("why")`` runs on the backends whose data outlives a process and is shared
+by processes (:data:`tests.support.DURABLE_BACKENDS`: restarts, several processes on the same data);
+one marked ``@pytest.mark.only_on("local", "memory", why="...")`` on the backends named.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from litestar import Litestar
 from lfusys.app import create_app
 from lfusys.settings import Settings
 from tests.aws_emulator import stop_emulator
-from tests.support import BACKENDS, BASE_URL, AppClient, FakeClock, LiveServer, make_settings
+from tests.support import BACKENDS, BASE_URL, DURABLE_BACKENDS, AppClient, FakeClock, LiveServer, make_settings
 
 AppFactory = Callable[..., Litestar]
 
@@ -26,17 +29,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "local_only(reason): runs on the local backend only, for the reason given (one line)"
     )
+    config.addinivalue_line(
+        "markers", "durable_only(reason): runs on the backends whose data outlives a process (one line)"
+    )
+    config.addinivalue_line("markers", "only_on(*backends, why): runs on the backends named, for the reason given")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run whatever depends on ``backend_name`` on every backend (or on ``local`` alone, if so marked)."""
+    """Run whatever depends on ``backend_name`` on every backend (or on those a marker names)."""
     if "backend_name" not in metafunc.fixturenames:
         return
-    local_only = metafunc.definition.get_closest_marker("local_only")
-    if local_only is not None and not local_only.args:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: local_only needs a reason")
+    backends = BACKENDS
+    for marker, only in (("local_only", ["local"]), ("durable_only", DURABLE_BACKENDS)):
+        found = metafunc.definition.get_closest_marker(marker)
+        if found is not None:
+            if not found.args:
+                raise pytest.UsageError(f"{metafunc.definition.nodeid}: {marker} needs a reason")
+            backends = [name for name in BACKENDS if name in only]
+    only_on = metafunc.definition.get_closest_marker("only_on")
+    if only_on is not None:
+        if not only_on.kwargs.get("why") or not set(only_on.args) <= set(BACKENDS):
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: only_on needs known backends and why=")
+        backends = [name for name in BACKENDS if name in only_on.args]
     # Module scope: a module-scoped fixture (a live server) may depend on it too.
-    metafunc.parametrize("backend_name", ["local"] if local_only else BACKENDS, scope="module")
+    metafunc.parametrize("backend_name", backends, scope="module")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -30,11 +30,20 @@ from lfusys.sessions.schemas import CreateUpload
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
 from lfusys.storage.objects import ChunkStored
+from lfusys.storage.ports import EventQueue
 from tests.aws_emulator import aws_env, aws_overrides
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "aws"]
 """Every backend the suite runs on: the contract suites and every backend-neutral integration test run
 once per name (tests marked ``local_only`` run on ``local`` alone). A new backend joins here."""
+DURABLE_BACKENDS = ["local", "aws"]
+READY = {
+    "local": {"status": "ok", "metadata": "ok"},
+    "memory": {"status": "ok", "metadata": "ok"},
+    "aws": {"status": "ok", "s3": "ok", "sqs": "ok", "dynamodb": "ok"},
+}
+"""What ``/health/ready`` answers on each backend when every dependency answers."""
+"""The backends whose data outlives a process and is shared by processes (``durable_only`` tests)."""
 
 
 class FakeClock:
@@ -316,14 +325,20 @@ async def upload_file(client: httpx.AsyncClient, data: bytes, name: str = "data.
 
 
 async def download(client: httpx.AsyncClient, file_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    """Fetch a file's bytes through its signed link: a link to the app by its path and query (so any base
-    URL works), a link to another host (an S3 presigned URL) from that host."""
+    """Fetch a file's bytes through its signed link (see :func:`follow_link`)."""
     link = (await client.get(f"{API}/files/{file_id}/download")).json()
-    target = httpx.URL(link["url"])
+    return await follow_link(client, link["url"], headers)
+
+
+async def follow_link(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """Fetch a download link as whoever holds it: a link to the app by its path and query, through
+    ``client`` (so any base URL works); a link to another host (an S3 presigned URL) from that host,
+    without ``client``'s cookies."""
+    target = httpx.URL(url)
     if not target.is_relative_url and _origin(target) != _origin(client.base_url):
         async with httpx.AsyncClient(trust_env=False) as storage:
             return await storage.get(target, headers=headers or {})
-    parts = urlsplit(link["url"])
+    parts = urlsplit(url)
     return await client.get(f"{parts.path}?{parts.query}", headers=headers or {})
 
 
@@ -456,11 +471,19 @@ async def take_queued_events(services: Services) -> list[str]:
 
     Events go out beside a store's answer, not before it (as S3's do): this waits until a short long
     poll comes back empty."""
+    return await drain_events(services.backend.queue)
+
+
+async def drain_events(queue: EventQueue) -> list[str]:
+    """Take every visible message off ``queue`` (waiting until a short long poll comes back empty); return
+    the bodies of the storage events among them, leaving out the test message S3 sends when a bucket's
+    notifications are set up."""
     bodies: list[str] = []
-    while messages := await services.backend.queue.receive(10, 0.1, 3600):
+    while messages := await queue.receive(10, 0.1, 3600):
         for message in messages:
-            bodies.append(message.body)
-            await services.backend.queue.delete(message.receipt)
+            if json.loads(message.body).get("Event") != "s3:TestEvent":
+                bodies.append(message.body)
+            await queue.delete(message.receipt)
     return bodies
 
 

@@ -17,7 +17,7 @@ from lfusys.observability.logging import configure_logging
 from lfusys.services import background_work, open_services
 from lfusys.settings import Settings, SettingsError, load_settings
 from lfusys.storage.backend import migrate, prepare, server_keys
-from lfusys.storage.ports import DeadLetter
+from lfusys.storage.ports import BackendNotReady, DeadLetter
 
 _DEAD_LETTERS_SHOWN = 1000
 
@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lfusys: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    try:
+        return _run(args, settings)
+    except BackendNotReady as exc:
+        print(f"lfusys: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "worker":

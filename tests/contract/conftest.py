@@ -6,7 +6,6 @@ runs on): the fixture opens it as the app would.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from lfusys.storage.backend import open_backend, server_keys
 from lfusys.storage.ports import Backend
-from tests.support import BACKENDS, FakeClock, make_settings
+from tests.support import BACKENDS, FakeClock, drain_events, make_settings
 
 MAX_RECEIVES = 2
 """Deliveries of one message before the contract backends dead-letter it."""
@@ -36,13 +35,7 @@ async def announced(backend: Backend) -> list[str]:
     them: until a short long poll comes back empty. The test message S3 sends when the bucket's
     notifications are set up is left out.
     """
-    bodies: list[str] = []
-    while messages := await backend.queue.receive(10, 0.1, 3600):
-        for message in messages:
-            if json.loads(message.body).get("Event") != "s3:TestEvent":
-                bodies.append(message.body)
-            await backend.queue.delete(message.receipt)
-    return bodies
+    return await drain_events(backend.queue)
 
 
 async def dead_bodies(backend: Backend) -> list[str]:

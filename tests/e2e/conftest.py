@@ -45,8 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path, web_dist: Path) -> Iterator[LiveServer]:
     marker = request.node.get_closest_marker("server_env")
-    variables = marker.kwargs if marker else {}
-    live = LiveServer(tmp_path / "data", tmp_path / "server.log", LFUSYS_WEB_DIR=str(web_dist), **variables)
+    variables = dict(marker.kwargs) if marker else {}
+    backend = variables.pop("LFUSYS_BACKEND", "local")
+    live = LiveServer(
+        tmp_path / "data", tmp_path / "server.log", backend=backend, LFUSYS_WEB_DIR=str(web_dist), **variables
+    )
     yield live
     live.stop()
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import BrowserContext, Page, Request, Response, Route, expect
@@ -94,6 +95,31 @@ async def test_register_upload_download_delete_and_sign_out(page: Page, tmp_path
     await sign_out(page)
     await page.goto("/files")
     await expect(page).to_have_url(re.compile(r"/signin"))
+
+
+@pytest.mark.server_env(LFUSYS_BACKEND="aws")
+async def test_on_the_aws_backend_the_web_app_uploads_and_downloads_from_s3(
+    page: Page, context: BrowserContext, tmp_path: Path
+) -> None:
+    await api_sign_up(context, "cloud@example.com")
+    original = random_file(tmp_path, "survey data.csv", 20 * MiB)  # three chunks: a multipart assembly
+    await page.goto("/upload")
+    await page.get_by_test_id("file-input").set_input_files(str(original))
+    await expect(page.locator(UPLOAD_ROW)).to_have_attribute("data-state", "completed", timeout=60_000)
+
+    await page.get_by_role("link", name="Files", exact=True).first.click()
+    file_row = page.get_by_test_id("file-row")
+    async with page.expect_download() as download_info:
+        await file_row.get_by_role("button", name=re.compile("Download")).click()
+    download = await download_info.value
+    downloaded = tmp_path / "downloaded.bin"
+    await download.save_as(downloaded)
+
+    assert download.suggested_filename == "survey data.csv"
+    assert sha256_of(downloaded) == sha256_of(original)
+    # The bytes came from S3 through the presigned link, not through the app.
+    assert "X-Amz-Signature=" in download.url
+    assert urlsplit(download.url).netloc != urlsplit(page.url).netloc
 
 
 async def sign_out(page: Page) -> None:

@@ -6,7 +6,7 @@ import pytest
 from litestar import Litestar, get
 
 from tests.conftest import AppFactory
-from tests.support import API, BASE_URL, AppClient, log_lines, services_of, signed_in
+from tests.support import API, BASE_URL, READY, AppClient, log_lines, services_of, signed_in
 
 Client = AppClient
 
@@ -132,11 +132,11 @@ async def test_security_headers_are_on_every_response(client: Client) -> None:
         assert "strict-transport-security" not in response.headers
 
 
-async def test_health_probes(client: Client) -> None:
+async def test_health_probes(client: Client, backend_name: str) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "metadata": "ok"}
+    assert ready.json() == READY[backend_name]
 
 
 async def test_ready_is_503_when_the_metadata_store_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +167,7 @@ async def test_openapi_schema_and_docs_page(client: Client) -> None:
     assert "text/html" in docs.headers["content-type"]
 
 
-@pytest.mark.local_only("a restart finds the data only where the local backend keeps it, on disk")
+@pytest.mark.durable_only("a restart finds the data the first app stored")
 async def test_the_service_restarts_on_the_same_data(app_factory: AppFactory) -> None:
     async with AppClient(app_factory(), base_url=BASE_URL) as client:
         await signed_in(client)

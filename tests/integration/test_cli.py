@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from lfusys import __version__
-from tests.support import API, LiveServer, lfusys_command, subprocess_env
+from tests.support import API, READY, LiveServer, lfusys_command, subprocess_env
 
 
 def run(data_dir: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -49,9 +49,9 @@ def test_an_unknown_backend_stops_the_command_naming_the_variable(tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
-def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer) -> None:
+def test_serve_runs_the_api_and_docs_on_a_real_socket(live_server: LiveServer, backend_name: str) -> None:
     with httpx.Client(base_url=live_server.url) as client:
-        assert client.get("/health/ready").json() == {"status": "ok", "metadata": "ok"}
+        assert client.get("/health/ready").json() == READY[backend_name]
         assert client.get("/api/docs").status_code == 200
         assert client.get("/api/docs/openapi.json").status_code == 200
         csrf = client.get(f"{API}/auth/me").status_code

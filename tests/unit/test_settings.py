@@ -73,6 +73,19 @@ def test_values_are_read_from_lfusys_variables() -> None:
         ("LFUSYS_MAX_CHUNK_PUTS", "5000"),
         ("LFUSYS_MAX_CHUNK_PUTS", "many"),
         ("LFUSYS_MAX_CHUNK_PUTS_PER_USER", "0"),
+        ("LFUSYS_BACKEND", "s3"),
+        ("LFUSYS_AWS_PATH_STYLE", "sometimes"),
+        ("LFUSYS_AWS_MAX_ATTEMPTS", "0"),
+        ("LFUSYS_AWS_MAX_ATTEMPTS", "11"),
+        ("LFUSYS_AWS_CONNECT_TIMEOUT", "10ms"),
+        ("LFUSYS_AWS_READ_TIMEOUT", "500ms"),
+        ("LFUSYS_AWS_READ_TIMEOUT", "soon"),
+        ("LFUSYS_AWS_COPY_PARALLELISM", "0"),
+        ("LFUSYS_AWS_COPY_PARALLELISM", "65"),
+        ("LFUSYS_AWS_UPLOADS_EXPIRE_DAYS", "0"),
+        ("LFUSYS_AWS_UPLOADS_EXPIRE_DAYS", "366"),
+        ("LFUSYS_AWS_MIN_PART_SIZE", "0"),
+        ("LFUSYS_AWS_MIN_PART_SIZE", "big"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
@@ -153,3 +166,36 @@ def test_the_memory_available_is_at_most_the_machines() -> None:
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
     assert 0 < settings_module.memory_available() <= machine
+
+
+def test_the_aws_settings_are_read_from_lfusys_aws_variables() -> None:
+    settings = load_settings(
+        {
+            "LFUSYS_BACKEND": "aws",
+            "LFUSYS_AWS_PREFIX": "files-prod",
+            "LFUSYS_AWS_PATH_STYLE": "true",
+            "LFUSYS_AWS_MAX_ATTEMPTS": "5",
+            "LFUSYS_AWS_CONNECT_TIMEOUT": "500ms",
+            "LFUSYS_AWS_READ_TIMEOUT": "1m",
+            "LFUSYS_AWS_COPY_PARALLELISM": "16",
+            "LFUSYS_AWS_UPLOADS_EXPIRE_DAYS": "3",
+        }
+    )
+
+    aws = settings.aws
+    assert settings.core.backend == "aws"
+    assert (aws.aws_prefix, aws.aws_path_style, aws.aws_max_attempts) == ("files-prod", True, 5)
+    assert (aws.aws_connect_timeout, aws.aws_read_timeout) == (timedelta(milliseconds=500), timedelta(minutes=1))
+    assert (aws.aws_copy_parallelism, aws.aws_uploads_expire_days) == (16, 3)
+    assert (aws.aws_create_resources, aws.aws_min_part_size) == (False, 5 * MiB)
+
+
+def test_chunks_smaller_than_s3_parts_are_refused_on_the_aws_backend_only() -> None:
+    small = {"LFUSYS_MIN_CHUNK_SIZE": "1MiB", "LFUSYS_DEFAULT_CHUNK_SIZE": "4MiB"}
+
+    with pytest.raises(SettingsError, match="LFUSYS_MIN_CHUNK_SIZE"):
+        load_settings({"LFUSYS_BACKEND": "aws", **small})
+    assert load_settings({"LFUSYS_BACKEND": "local", **small}).uploads.min_chunk_size == MiB
+    # An endpoint that takes smaller parts says so.
+    lenient = load_settings({"LFUSYS_BACKEND": "aws", "LFUSYS_AWS_MIN_PART_SIZE": "1MiB", **small})
+    assert lenient.uploads.min_chunk_size == MiB

@@ -250,6 +250,10 @@ class AssemblyLost(Exception):
     """The assembly named by an id is gone (an S3 multipart upload aborted or expired): start anew."""
 
 
+class BackendNotReady(Exception):
+    """The backend's resources are missing (the message says what to run), so nothing can start."""
+
+
 class Part(msgspec.Struct, frozen=True):
     number: int
     etag: str

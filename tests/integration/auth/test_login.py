@@ -118,7 +118,7 @@ async def password_hash(client: Client, email: str) -> str:
     return user.password_hash
 
 
-@pytest.mark.local_only("the restarted app finds the account only where the local backend keeps it, on disk")
+@pytest.mark.durable_only("the restarted app finds the account where the first one stored it")
 async def test_login_rehashes_when_argon2_parameters_change(app_factory: AppFactory) -> None:
     async with AppClient(app_factory(argon2_time_cost=1), base_url=BASE_URL) as client:
         await register(client, "ada@example.com")

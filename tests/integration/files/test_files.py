@@ -1,9 +1,11 @@
-"""/api/v1/files: the owner's finished files (list, metadata, signed download link, delete) and the signed
-content URL with its headers, Range support and refusals."""
+"""/api/v1/files: the owner's finished files (list, metadata, signed download link, delete) and what the
+link serves, with its headers and Range support, on every backend. Where the app serves the bytes itself
+(local, memory) its signed content URL and every refusal of it; on aws, the presigned S3 URL."""
 
 from __future__ import annotations
 
 import base64
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,7 @@ from tests.support import (
     another_user,
     chunks_of,
     csrf_headers,
+    follow_link,
     put_chunk,
     services_of,
     signed_in,
@@ -31,6 +34,9 @@ from tests.support import (
 )
 
 Client = AppClient
+APP_SERVED = pytest.mark.only_on(
+    "local", "memory", why="the app's own signed links and content route (on aws, S3 serves the bytes)"
+)
 
 # Three full 4 KiB chunks and 100 bytes: ranges can cross chunk boundaries.
 DATA = bytes((i * 31 + i // 4096) % 256 for i in range(3 * 4096 + 100))
@@ -87,6 +93,13 @@ async def _link(client: httpx.AsyncClient, file_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     link: dict[str, Any] = response.json()
     return link
+
+
+async def _fetch(
+    holder: httpx.AsyncClient, client: httpx.AsyncClient, file_id: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """The response to ``holder`` following the download link ``client`` (the owner) was given."""
+    return await follow_link(holder, (await _link(client, file_id))["url"], headers)
 
 
 async def _content_path(client: httpx.AsyncClient, file_id: str) -> str:
@@ -311,6 +324,7 @@ async def test_an_unknown_file_id_says_file_not_found(client: Client, user: dict
     assert response.json() == {"error": "file not found"}
 
 
+@APP_SERVED
 async def test_the_download_link_is_signed_and_expires_in_an_hour(client: Client, file_id: str) -> None:
     link = await _link(client, file_id)
 
@@ -326,6 +340,32 @@ async def test_the_download_link_is_signed_and_expires_in_an_hour(client: Client
     assert len(query["signature"][0]) == 64
 
 
+@pytest.mark.only_on("aws", why="S3's presigned links")
+async def test_the_download_link_is_presigned_by_s3_for_an_hour_and_refused_when_tampered_with(
+    client: Client, file_id: str
+) -> None:
+    link = await _link(client, file_id)
+    parts = urlsplit(link["url"])
+    query = parse_qs(parts.query)
+    signature = query["X-Amz-Signature"][0]
+    tampered = link["url"].replace(f"X-Amz-Signature={signature}", f"X-Amz-Signature={_flip(signature)}")
+
+    genuine = await follow_link(client, link["url"])
+    refused = await follow_link(client, tampered)
+
+    # Served by S3 from its own origin: the bytes never run in the app's.
+    assert f"{parts.scheme}://{parts.netloc}" == os.environ["AWS_ENDPOINT_URL"]
+    assert parts.path.endswith(f"/files/{file_id}")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["3600"]
+    assert link["expires_in_seconds"] == 3600
+    assert (genuine.status_code, genuine.content) == (200, DATA)
+    assert genuine.headers["content-type"].split(";")[0] == "application/x-test"
+    assert refused.status_code == 403
+    assert DATA[:16] not in refused.content
+
+
+@APP_SERVED
 async def test_the_download_link_works_on_any_host_the_server_is_reached_on(app_factory: AppFactory) -> None:
     app = app_factory(**SMALL_CHUNKS, public_url="http://files.example.org:8080/")
     async with AppClient(app, base_url="http://10.1.2.3:9000") as client:
@@ -347,16 +387,14 @@ async def test_another_users_file_is_not_found_and_left_alone(client: Client, fi
     assert [metadata.status_code, link.status_code, deleted.status_code] == [404, 404, 404]
     assert (await client.get(f"{API}/files/{file_id}")).status_code == 200
     assert await _stored_size(client, file_id) == SIZE
-    assert (await client.get(await _content_path(client, file_id))).content == DATA
+    assert (await _fetch(client, client, file_id)).content == DATA
 
 
 # --- content ---------------------------------------------------------------------------------
 
 
 async def test_the_link_serves_the_bytes_to_whoever_holds_it(client: Client, file_id: str, stranger: Client) -> None:
-    path = await _content_path(client, file_id)
-
-    response = await stranger.get(path)
+    response = await _fetch(stranger, client, file_id)
 
     assert "cookie" not in response.request.headers
     assert response.status_code == 200
@@ -368,6 +406,7 @@ async def test_the_link_serves_the_bytes_to_whoever_holds_it(client: Client, fil
     assert "content-range" not in response.headers
 
 
+@APP_SERVED
 async def test_served_bytes_cannot_run_in_the_apps_origin(client: Client, user: dict[str, Any]) -> None:
     file_id = await _upload(client, b"<script>alert(document.cookie)</script>", name="x.html", file_type="text/html")
 
@@ -382,7 +421,7 @@ async def test_served_bytes_cannot_run_in_the_apps_origin(client: Client, user: 
 async def test_a_unicode_name_is_offered_with_an_ascii_fallback(client: Client, user: dict[str, Any]) -> None:
     file_id = await _upload(client, b"cv", name='R\u00e9sum\u00e9 "final".pdf', file_type="application/pdf")
 
-    response = await client.get(await _content_path(client, file_id))
+    response = await _fetch(client, client, file_id)
 
     assert response.headers["content-disposition"] == (
         "attachment; filename=\"R_sum_ _final_.pdf\"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.pdf"
@@ -408,9 +447,7 @@ async def test_a_unicode_name_is_offered_with_an_ascii_fallback(client: Client, 
 async def test_one_range_is_served_as_partial_content(
     client: Client, file_id: str, stranger: Client, header: str, start: int, end: int
 ) -> None:
-    path = await _content_path(client, file_id)
-
-    response = await stranger.get(path, headers={"range": header})
+    response = await _fetch(stranger, client, file_id, {"range": header})
 
     assert response.status_code == 206
     assert response.content == DATA[start : end + 1]
@@ -419,6 +456,7 @@ async def test_one_range_is_served_as_partial_content(
     assert response.headers["accept-ranges"] == "bytes"
 
 
+@APP_SERVED
 @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "bytes=-5,0-1", "bytes=0-0, 4096-4096"])
 async def test_several_ranges_are_answered_with_the_whole_file(
     client: Client, file_id: str, stranger: Client, header: str
@@ -430,6 +468,7 @@ async def test_several_ranges_are_answered_with_the_whole_file(
     assert "content-range" not in response.headers
 
 
+@APP_SERVED
 @pytest.mark.parametrize(
     "header",
     [
@@ -457,6 +496,7 @@ async def test_a_malformed_or_unsatisfiable_range_is_refused_with_the_size(
     assert DATA[:16] not in response.content
 
 
+@APP_SERVED
 @pytest.mark.parametrize(
     ("header", "status", "content"),
     [
@@ -475,6 +515,7 @@ async def test_a_range_with_thousands_of_digits_is_answered(
         assert response.content == content
 
 
+@APP_SERVED
 async def test_a_range_in_an_unknown_unit_is_ignored(client: Client, file_id: str, stranger: Client) -> None:
     # RFC 9110 §14.2: an origin server MUST ignore a Range header field with a unit it does not understand.
     response = await stranger.get(await _content_path(client, file_id), headers={"range": "items=0-9"})
@@ -485,11 +526,10 @@ async def test_a_range_in_an_unknown_unit_is_ignored(client: Client, file_id: st
 
 async def test_a_range_of_a_one_byte_file(client: Client, user: dict[str, Any], stranger: Client) -> None:
     file_id = await _upload(client, b"!")
-    path = await _content_path(client, file_id)
 
-    whole = await stranger.get(path, headers={"range": "bytes=0-"})
-    suffix = await stranger.get(path, headers={"range": "bytes=-10"})
-    past = await stranger.get(path, headers={"range": "bytes=1-"})
+    whole = await _fetch(stranger, client, file_id, {"range": "bytes=0-"})
+    suffix = await _fetch(stranger, client, file_id, {"range": "bytes=-10"})
+    past = await _fetch(stranger, client, file_id, {"range": "bytes=1-"})
 
     assert (whole.status_code, whole.content, whole.headers["content-range"]) == (206, b"!", "bytes 0-0/1")
     assert (suffix.status_code, suffix.content) == (206, b"!")
@@ -509,6 +549,7 @@ def _flip(text: str, index: int = 0) -> str:
     return text[:index] + ("0" if text[index] != "0" else "1") + text[index + 1 :]
 
 
+@APP_SERVED
 async def test_a_tampered_signature_is_forbidden(client: Client, file_id: str, stranger: Client) -> None:
     path = await _content_path(client, file_id)
     signature = parse_qs(urlsplit(path).query)["signature"][0]
@@ -531,6 +572,7 @@ async def test_a_tampered_signature_is_forbidden(client: Client, file_id: str, s
     assert all(DATA[:16] not in r.content for r in responses)
 
 
+@APP_SERVED
 async def test_a_tampered_expiry_is_forbidden(client: Client, file_id: str, stranger: Client) -> None:
     path = await _content_path(client, file_id)
     expires = int(parse_qs(urlsplit(path).query)["expires"][0])
@@ -542,6 +584,7 @@ async def test_a_tampered_expiry_is_forbidden(client: Client, file_id: str, stra
     assert [later.status_code, much_later.status_code, earlier.status_code] == [403, 403, 403]
 
 
+@APP_SERVED
 @pytest.mark.parametrize("expires", ["9" * 5000, "soon", "1.5", ""])
 async def test_an_expiry_that_is_not_a_plain_number_is_refused(
     client: Client, file_id: str, stranger: Client, expires: str
@@ -552,6 +595,7 @@ async def test_an_expiry_that_is_not_a_plain_number_is_refused(
     assert DATA[:16] not in response.content
 
 
+@APP_SERVED
 async def test_a_link_for_one_file_does_not_open_another(client: Client, file_id: str, stranger: Client) -> None:
     other_id = await _upload(client, b"other bytes")
     query = urlsplit(await _content_path(client, other_id)).query
@@ -561,6 +605,7 @@ async def test_a_link_for_one_file_does_not_open_another(client: Client, file_id
     assert response.status_code == 403
 
 
+@APP_SERVED
 async def test_an_expired_link_is_forbidden(client: Client, file_id: str, stranger: Client) -> None:
     an_hour_ago = int(datetime.now(UTC).timestamp()) - 3600
     assert (await stranger.get(f"{API}/files/{file_id}/content?{_signed_query(client, file_id, 10**10)}")).is_success
@@ -571,6 +616,7 @@ async def test_an_expired_link_is_forbidden(client: Client, file_id: str, strang
     assert response.json() == {"error": "download link expired"}
 
 
+@APP_SERVED
 @pytest.mark.parametrize(
     "query",
     ["", "expires=1", "signature=" + "0" * 64, "expires=soon&signature=" + "0" * 64, "expires=&signature=x"],
@@ -584,6 +630,7 @@ async def test_a_link_missing_its_expiry_or_signature_is_refused(
     assert DATA[:16] not in response.content
 
 
+@APP_SERVED
 async def test_a_genuine_link_to_a_missing_file_is_not_found(client: Client, stranger: Client) -> None:
     missing = uuid.uuid4().hex
     query = _signed_query(client, missing, int(datetime.now(UTC).timestamp()) + 600)
@@ -598,7 +645,7 @@ async def test_a_genuine_link_to_a_missing_file_is_not_found(client: Client, str
 
 
 async def test_deleting_a_file_removes_its_row_and_bytes(client: Client, file_id: str, stranger: Client) -> None:
-    path = await _content_path(client, file_id)
+    url = (await _link(client, file_id))["url"]
     assert await _stored_size(client, file_id) == SIZE
 
     response = await client.delete(f"{API}/files/{file_id}", headers=await csrf_headers(client))
@@ -610,9 +657,9 @@ async def test_deleting_a_file_removes_its_row_and_bytes(client: Client, file_id
     assert (await client.get(f"{API}/files/{file_id}")).status_code == 404
     assert (await client.get(f"{API}/files/{file_id}/download")).status_code == 404
     assert (await client.get(f"{API}/files")).json() == {"files": [], "next_cursor": None}
-    old_link = await stranger.get(path)
+    old_link = await follow_link(stranger, url)
     assert old_link.status_code == 404
-    assert old_link.json() == {"error": "file not found"}
+    assert DATA[:16] not in old_link.content
 
 
 async def test_deleting_a_file_twice_is_not_found_the_second_time(client: Client, file_id: str) -> None:
@@ -628,7 +675,7 @@ async def test_deleting_one_file_leaves_the_others(client: Client, file_id: str)
     await client.delete(f"{API}/files/{file_id}", headers=await csrf_headers(client))
 
     assert [f["id"] for f in (await client.get(f"{API}/files")).json()["files"]] == [kept]
-    assert (await client.get(await _content_path(client, kept))).content == b"keep me"
+    assert (await _fetch(client, client, kept)).content == b"keep me"
     assert [await _stored_size(client, f) for f in (file_id, kept)] == [None, len(b"keep me")]
 
 

@@ -173,7 +173,7 @@ async def test_an_upload_resumes_from_another_device(client: Client) -> None:
     assert downloaded.content == data
 
 
-@pytest.mark.local_only("the second app finds the first one's data only where the local backend keeps it, on disk")
+@pytest.mark.durable_only("the second app finds the first one's data")
 async def test_an_upload_resumes_from_another_device_after_a_restart(app_factory: AppFactory) -> None:
     data = _random_bytes(4 * 4096, seed=5)
     async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as laptop:

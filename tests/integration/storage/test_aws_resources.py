@@ -205,8 +205,8 @@ async def test_two_replicas_migrating_at_once_both_succeed(console: Console, tmp
 
     assert first == second
     assert len(first) == 3 + len(TABLES)
-    tables = await console.dynamodb.list_tables()
-    assert {names_of(settings).table(kind) for kind in TABLES} <= set(tables["TableNames"])
+    described = [await console.dynamodb.describe_table(TableName=names_of(settings).table(kind)) for kind in TABLES]
+    assert {table["Table"].get("TableStatus") for table in described} == {"ACTIVE"}
 
 
 async def test_an_index_missing_from_an_existing_table_is_added(console: Console, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from botocore.exceptions import ClientError
+
 from lfusys.clock import Clock
 from lfusys.keys import ServerKeys
 from lfusys.settings import Settings
@@ -17,11 +19,11 @@ from lfusys.storage.aws.accounts import DynamoTokenStore, DynamoUserStore
 from lfusys.storage.aws.blobs import S3BlobStore
 from lfusys.storage.aws.clients import AwsClients, open_clients
 from lfusys.storage.aws.files import DynamoFileStore
-from lfusys.storage.aws.migrate import create_resources
+from lfusys.storage.aws.migrate import create_resources, error_code
 from lfusys.storage.aws.queue import SqsEventQueue
 from lfusys.storage.aws.uploads import DynamoUploadStore
 from lfusys.storage.memory.kv import MemoryKV
-from lfusys.storage.ports import Backend, HealthCheck
+from lfusys.storage.ports import Backend, BackendNotReady, HealthCheck
 
 _created: set[tuple[str | None, str]] = set()
 """(endpoint, prefix) of the resources this process has already created."""
@@ -50,13 +52,27 @@ def _checks(clients: AwsClients) -> dict[str, HealthCheck]:
     return {"s3": s3, "sqs": sqs, "dynamodb": dynamodb}
 
 
+async def _opened_queue(clients: AwsClients) -> SqsEventQueue:
+    try:
+        return await SqsEventQueue.open(clients)
+    except ClientError as exc:
+        if error_code(exc).endswith(("NonExistentQueue", "QueueDoesNotExist")):
+            raise not_ready(f"the queue {clients.names.queue} does not exist", clients.names.prefix) from exc
+        raise
+
+
+def not_ready(what: str, prefix: str) -> BackendNotReady:
+    """What to tell an operator whose resources are missing."""
+    return BackendNotReady(f"{what}: create the resources with `lfusys migrate` (LFUSYS_AWS_PREFIX={prefix})")
+
+
 @asynccontextmanager
 async def open_aws_backend(settings: Settings, keys: ServerKeys, clock: Clock) -> AsyncIterator[Backend]:
     del keys  # download links are presigned by S3; nothing here signs with the app's keys
     async with open_clients(settings.aws) as clients:
         if settings.aws.aws_create_resources:
             await ensure_resources(clients, settings)
-        queue = await SqsEventQueue.open(clients)
+        queue = await _opened_queue(clients)
         names = clients.names
         yield Backend(
             name="aws",

@@ -70,9 +70,21 @@ def client_config(
     return config
 
 
+_session: aioboto3.Session | None = None
+
+
+def _process_session() -> aioboto3.Session:
+    """The process's one aioboto3 session: it resolves credentials once and parses each service's
+    API model once (about a tenth of a second per service), however often clients are opened."""
+    global _session
+    if _session is None:
+        _session = aioboto3.Session()
+    return _session
+
+
 @asynccontextmanager
 async def open_clients(settings: AwsSettings) -> AsyncIterator[AwsClients]:
-    session = aioboto3.Session()
+    session = _process_session()
     async with AsyncExitStack() as stack:
         s3 = await stack.enter_async_context(session.client("s3", config=client_config(settings, s3=True)))
         s3_streaming = await stack.enter_async_context(

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+from botocore.exceptions import ClientError
+
 from lfusys.keys import KEY_NAMES, ServerKeys, new_key, with_environment
 from lfusys.settings import Settings
-from lfusys.storage.aws.backend import ensure_resources
+from lfusys.storage.aws.backend import ensure_resources, not_ready
 from lfusys.storage.aws.clients import open_clients
-from lfusys.storage.aws.dynamo import Table, expression
+from lfusys.storage.aws.dynamo import Table, error_code, expression
 
 _ITEM = {"name": "server-keys"}
 
@@ -23,7 +25,14 @@ async def _load_or_create(settings: Settings) -> ServerKeys:
         meta = Table(clients.dynamodb, clients.names.table("meta"))
         # Each key is set only where none is stored: concurrent replicas all end up with the first one's.
         assignments = ", ".join(f"#{name} = if_not_exists(#{name}, :{name})" for name in KEY_NAMES)
-        stored = await meta.update(_ITEM, expression(f"SET {assignments}", **{name: new_key() for name in KEY_NAMES}))
+        try:
+            stored = await meta.update(
+                _ITEM, expression(f"SET {assignments}", **{name: new_key() for name in KEY_NAMES})
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise not_ready(f"the table {meta.name} does not exist", clients.names.prefix) from exc
+            raise
         if stored is None:  # an unconditional update always returns the item
             raise RuntimeError("the server keys could not be stored")
         return with_environment({name: str(stored[name]) for name in KEY_NAMES}, settings)

@@ -1,6 +1,7 @@
-"""Several processes over one data directory, and restarts: the local backend's data outlives a process,
-and each process has its own connection to it. Races between workers, a worker killed mid-finalization
-and taken over after a restart, queued events that survive a restart, separate worker processes."""
+"""Several processes over the same data, and restarts, on the backends whose data outlives a process (the
+local backend's data directory; the aws backend's bucket, queue and tables). Races between workers, a
+worker killed between assembling the file and completing the session and taken over after a restart,
+queued events that survive a restart, separate worker processes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from lfusys.files.records import FileRecord
 from lfusys.services import Services, background_work
 from lfusys.sessions.finalizer import file_id_for
 from lfusys.sessions.records import UploadStatus
-from lfusys.storage.objects import ChunkStored
+from lfusys.storage.objects import ChunkStored, chunks_in_event
 from tests.support import (
     FakeClock,
     LiveServer,
@@ -39,7 +40,7 @@ from tests.support import (
     wait_for_status,
 )
 
-pytestmark = pytest.mark.local_only("processes that share data through the local backend's data directory")
+pytestmark = pytest.mark.durable_only("processes that share data, and restarts")
 
 
 class Killed(BaseException):
@@ -47,15 +48,15 @@ class Killed(BaseException):
 
 
 @pytest.fixture
-async def services(data_dir: Path, clock: FakeClock) -> AsyncIterator[Services]:
-    async with opened_services(data_dir, clock, "local") as opened:
+async def services(data_dir: Path, clock: FakeClock, backend_name: str) -> AsyncIterator[Services]:
+    async with opened_services(data_dir, clock, backend_name) as opened:
         yield opened
 
 
 @pytest.fixture
-async def second_process(data_dir: Path, clock: FakeClock) -> AsyncIterator[Services]:
-    """Another worker over the same data directory, with its own database connection."""
-    async with opened_services(data_dir, clock, "local") as other:
+async def second_process(data_dir: Path, clock: FakeClock, backend_name: str) -> AsyncIterator[Services]:
+    """Another worker over the same data, with connections of its own."""
+    async with opened_services(data_dir, clock, backend_name) as other:
         yield other
 
 
@@ -96,13 +97,13 @@ async def test_two_workers_recording_the_last_chunk_at_once_make_one_file(
 
 
 async def test_a_worker_killed_between_assembly_and_completion_is_taken_over_after_restart(
-    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, clock: FakeClock, backend_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lease = timedelta(seconds=60)
     overrides = {"finalize_lease": lease, "stalled_after": timedelta(0), "janitor_interval": timedelta(milliseconds=50)}
     data = random_bytes(4096 * 4 + 1)
 
-    async with opened_services(data_dir, clock, "local", **overrides) as first_run:
+    async with opened_services(data_dir, clock, backend_name, **overrides) as first_run:
         owner = await register_owner(first_run)
         session = await stored_upload(first_run, owner, data)
         await record_all(first_run, clock, session)
@@ -118,7 +119,7 @@ async def test_a_worker_killed_between_assembly_and_completion_is_taken_over_aft
 
     monkeypatch.undo()
     clock.advance(lease + timedelta(seconds=1))  # the dead worker's lease lapses
-    async with opened_services(data_dir, clock, "local", **overrides) as second_run, background_work(second_run):
+    async with opened_services(data_dir, clock, backend_name, **overrides) as second_run, background_work(second_run):
         await eventually(lambda: completed(second_run, session.id))
 
         done = await stored_session(second_run, session.id)
@@ -128,15 +129,16 @@ async def test_a_worker_killed_between_assembly_and_completion_is_taken_over_aft
         assert await file_bytes(second_run, file_id_for(session.id)) == data
 
 
-async def test_queued_events_survive_a_restart(data_dir: Path, clock: FakeClock) -> None:
+async def test_queued_events_survive_a_restart(data_dir: Path, clock: FakeClock, backend_name: str) -> None:
     data = random_bytes(4096 * 3)
-    async with opened_services(data_dir, clock, "local") as before:
+    async with opened_services(data_dir, clock, backend_name) as before:
         owner = await register_owner(before)
         session = await stored_upload(before, owner, data)
         # Seen (and at once made visible again), not handled.
-        assert len(await before.backend.queue.receive(10, 0, 0)) == 3
+        seen = await before.backend.queue.receive(10, 0, 0)
+        assert sum(len(chunks_in_event(message.body)) for message in seen) == 3
 
-    async with opened_services(data_dir, clock, "local") as after, background_work(after):
+    async with opened_services(data_dir, clock, backend_name) as after, background_work(after):
         await eventually(lambda: completed(after, session.id))
 
         stored = await stored_session(after, session.id)
@@ -146,19 +148,23 @@ async def test_queued_events_survive_a_restart(data_dir: Path, clock: FakeClock)
         assert await after.backend.queue.dead_letters(10) == []
 
 
-async def test_separate_worker_processes_share_the_work(tmp_path: Path, data_dir: Path) -> None:
+async def test_separate_worker_processes_share_the_work(tmp_path: Path, data_dir: Path, backend_name: str) -> None:
     small = {"LFUSYS_MIN_CHUNK_SIZE": "1024", "LFUSYS_DEFAULT_CHUNK_SIZE": "4096"}
     # All 36 chunks go at once: room for them in flight.
     server = LiveServer(
         data_dir,
         tmp_path / "server.log",
+        backend=backend_name,
         LFUSYS_RUN_WORKER="false",
         LFUSYS_MAX_CHUNK_PUTS_PER_USER="64",
         LFUSYS_MIN_CHUNK_SIZE=small["LFUSYS_MIN_CHUNK_SIZE"],
         LFUSYS_DEFAULT_CHUNK_SIZE=small["LFUSYS_DEFAULT_CHUNK_SIZE"],
     )
     workers = [
-        WorkerProcess(data_dir, tmp_path / f"worker{i}.log", LFUSYS_WORKER_CONCURRENCY="2", **small) for i in range(2)
+        WorkerProcess(
+            data_dir, tmp_path / f"worker{i}.log", LFUSYS_BACKEND=backend_name, LFUSYS_WORKER_CONCURRENCY="2", **small
+        )
+        for i in range(2)
     ]
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
