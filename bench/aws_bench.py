@@ -44,8 +44,8 @@ from bench.common import (
     REPO,
     environment,
     key_value,
-    log_findings,
     open_connections,
+    reported_logs,
     save,
     stop_on_sigterm,
     workspace,
@@ -696,14 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for server in reversed(started):
                 status = servers.stop(server, grace=40.0)
                 results.setdefault("exit_status", {})[server.name] = status
-            results["logs"] = {
-                server.name: dict(zip(("count", "first"), log_findings(server.log_path, limit=20), strict=True))
-                for server in started
-            }
-            for name, findings in results["logs"].items():
-                if findings["count"]:
-                    print(f"\n{name} log: {findings['count']} line(s) at warning or above (or not JSON), first ones:")
-                    print("\n".join(f"  {line}" for line in findings["first"]))
+            results["logs"] = reported_logs({server.name: server.log_path for server in started}, what="log")
     print()
     print(table(results))
     print(f"\nresults written to {save(results, suffix='-aws')}")

@@ -93,6 +93,18 @@ def log_findings(path: Path, limit: int = 10) -> tuple[int, list[str]]:
     return len(found), found[:limit]
 
 
+def reported_logs(named_logs: dict[str, Path], what: str = "server log") -> dict[str, dict[str, Any]]:
+    """Each log's findings (:func:`log_findings`, first 20), printed for every log that has any."""
+    findings: dict[str, dict[str, Any]] = {}
+    for name, path in named_logs.items():
+        count, first = log_findings(path, limit=20)
+        findings[name] = {"count": count, "first": first}
+        if count:
+            print(f"\n{name} {what}: {count} line(s) at warning or above (or not JSON), first ones:")
+            print("\n".join(f"  {line}" for line in first))
+    return findings
+
+
 def key_value(text: str) -> tuple[str, str]:
     """An argparse type for ``KEY=VALUE``."""
     key, sep, value = text.partition("=")

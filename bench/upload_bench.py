@@ -37,8 +37,8 @@ from bench.common import (
     environment,
     expect,
     key_value,
-    log_findings,
     open_connections,
+    reported_logs,
     save,
     stop_on_sigterm,
     workspace,
@@ -549,14 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results |= asyncio.run(sitting(args, workdir, started))
         finally:
             results["exit_status"] = {server.name: servers.stop(server) for server in started}
-            results["server_logs"] = {
-                server.name: dict(zip(("count", "first"), log_findings(server.log_path, limit=20), strict=True))
-                for server in started
-            }
-            for name, findings in results["server_logs"].items():
-                if findings["count"]:
-                    print(f"\n{name} server log: {findings['count']} line(s) at warning or above, first ones:")
-                    print("\n".join(f"  {line}" for line in findings["first"]))
+            results["server_logs"] = reported_logs({server.name: server.log_path for server in started})
     print()
     print(table(results))
     print(f"\nresults written to {save(results)}")
