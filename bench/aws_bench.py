@@ -41,6 +41,7 @@ import aioboto3
 from bench import servers
 from bench.common import (
     API,
+    NO_API_RATE_LIMIT,
     REPO,
     environment,
     key_value,
@@ -415,6 +416,7 @@ def start_lfusys(name: str, args: argparse.Namespace, workdir: Path, extra_env: 
         "LFUSYS_DATA_DIR": str(workdir / f"{name}-data"),
         "LFUSYS_LOG_LEVEL": "warning",
         "LFUSYS_LOG_FORMAT": "json",
+        **NO_API_RATE_LIMIT,
     }
     env |= extra_env | dict(args.server_env)
     port = servers.free_port()
@@ -453,6 +455,8 @@ async def sitting(args: argparse.Namespace, workdir: Path, started: list[Server]
             "LFUSYS_AWS_PREFIX": prefix,
             "LFUSYS_AWS_PATH_STYLE": "true",
             "LFUSYS_AWS_CREATE_RESOURCES": "true",
+            # One server process: its own rate limits and caches are enough (no Redis to start).
+            "LFUSYS_ALLOW_PROCESS_KV": "true",
         }
         started.append(start_lfusys("aws", args, workdir, aws_env(endpoint) | aws_settings))
     if "local" in args.targets:

@@ -29,7 +29,7 @@ from playwright.async_api import BrowserContext, async_playwright
 
 from bench import servers
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
-from bench.common import REPO, save, workspace
+from bench.common import NO_API_RATE_LIMIT, REPO, save, workspace
 from bench.servers import HOST, MiB, RunWatch
 from bench.upload_bench import DEFAULT_CHUNK_SIZE, RealServer, TestFile, make_test_file
 
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "LFUSYS_WEB_DIR": str(WEB_DIST),
             "LFUSYS_LOG_LEVEL": "warning",
             "LFUSYS_LOG_FORMAT": "json",
+            **NO_API_RATE_LIMIT,
         }
         port = servers.free_port()
         argv_ = [str(Path(sys.executable).parent / "lfusys"), "serve", "--host", HOST, "--port", str(port)]

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 from bench import servers
 from bench.common import (
     API,
+    NO_API_RATE_LIMIT,
     REPO,
     environment,
     expect,
@@ -73,6 +74,7 @@ SERVER_ENV = {
     "LFUSYS_LOG_LEVEL": "warning",
     "LFUSYS_LOG_FORMAT": "json",
     "LFUSYS_MIN_CHUNK_SIZE": "64KiB",  # so 64 KiB chunks may be proposed
+    **NO_API_RATE_LIMIT,
 }
 SLOW_SERVER_ENV = {"LFUSYS_MAX_CHUNK_PUTS_PER_USER": "1024"}
 """The slow uploads belong to one user: without this the per-user cap (16) would refuse most of them."""

@@ -33,6 +33,7 @@ from typing import Any
 from bench import servers
 from bench.common import (
     API,
+    NO_API_RATE_LIMIT,
     REPO,
     environment,
     expect,
@@ -336,6 +337,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> list[Server]:
                 "LFUSYS_DATA_DIR": str(workdir / "server-data"),
                 "LFUSYS_LOG_LEVEL": "warning",
                 "LFUSYS_LOG_FORMAT": "json",
+                **NO_API_RATE_LIMIT,
             }
             env |= dict(args.server_env)
             port = servers.free_port()

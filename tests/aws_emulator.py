@@ -101,6 +101,9 @@ def aws_overrides(data_dir: Path) -> dict[str, Any]:
         "aws_read_timeout": timedelta(seconds=10),
         # A stopping worker waits for its long poll to end (so it leaves no message hidden): keep it short.
         "queue_wait_time": timedelta(milliseconds=200),
+        # Without Redis the aws backend must be told that one process's KV is enough (a test with Redis
+        # adds its settings too, and then Redis is used).
+        "allow_process_kv": True,
     }
 
 
@@ -115,6 +118,7 @@ def aws_env(data_dir: Path) -> dict[str, str]:
         "LFUSYS_AWS_CONNECT_TIMEOUT": "2s",
         "LFUSYS_AWS_READ_TIMEOUT": "10s",
         "LFUSYS_QUEUE_WAIT_TIME": "200ms",
+        "LFUSYS_ALLOW_PROCESS_KV": "true",
     }
 
 

@@ -10,7 +10,8 @@ one marked ``@pytest.mark.only_on("local", "memory", why="...")`` on the backend
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,11 @@ from litestar import Litestar
 
 from lfusys.app import create_app
 from lfusys.settings import Settings
+from lfusys.storage.memory.kv import MemoryKV
+from lfusys.storage.ports import KV
+from lfusys.storage.redis import RedisKV, open_redis_kv
 from tests.aws_emulator import stop_emulator
+from tests.redis_server import age_keys, redis_overrides, stop_redis
 from tests.support import BACKENDS, BASE_URL, DURABLE_BACKENDS, AppClient, FakeClock, LiveServer, make_settings
 
 AppFactory = Callable[..., Litestar]
@@ -61,6 +66,13 @@ def _aws_emulator() -> Iterator[None]:
     on first use, so a session without such tests never runs it)."""
     yield
     stop_emulator()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_server() -> Iterator[None]:
+    """Stops redis-server when the session ends, if a test started it (it starts on first use)."""
+    yield
+    stop_redis()
 
 
 @pytest.fixture
@@ -105,3 +117,31 @@ def live_server(tmp_path: Path, data_dir: Path, backend_name: str) -> Iterator[L
     server = LiveServer(data_dir, tmp_path / "server.log", backend=backend_name)
     yield server
     server.stop()
+
+
+KV_ADAPTERS = ["memory", "redis"]
+
+Elapse = Callable[[timedelta], Awaitable[None]]
+
+
+@pytest.fixture(params=KV_ADAPTERS)
+async def kv(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> AsyncIterator[KV]:
+    """Each KV adapter in turn: the process's own, and Redis (keys of this test's own)."""
+    if request.param == "memory":
+        yield MemoryKV(clock)
+        return
+    settings = make_settings(tmp_path / "data", **redis_overrides(tmp_path / "data"))
+    async with open_redis_kv(settings.kv) as opened:
+        yield opened
+
+
+@pytest.fixture
+def elapse(kv: KV, clock: FakeClock) -> Elapse:
+    """Let time pass for ``kv``: the test's clock moves, and Redis's keys age by as much."""
+
+    async def elapse(delta: timedelta) -> None:
+        clock.advance(delta)
+        if isinstance(kv, RedisKV):
+            await age_keys(kv.prefix, delta)
+
+    return elapse

@@ -31,6 +31,7 @@ from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
 from lfusys.storage.objects import ChunkStored
 from lfusys.storage.ports import EventQueue
+from lfusys.storage.redis import RedisKV
 from tests.aws_emulator import aws_env, aws_overrides
 
 BACKENDS = ["local", "memory", "aws"]
@@ -65,6 +66,16 @@ PASSWORD = "correct horse battery"
 
 # argon2 at its cheapest: tests exercise the code paths, not the cost.
 FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
+ROOMY_RATE_LIMITS: dict[str, int] = {
+    "rate_limit_login": 100_000,
+    "rate_limit_login_email": 100_000,
+    "rate_limit_register": 100_000,
+    "rate_limit_auth": 100_000,
+    "rate_limit_api": 100_000,
+}
+"""Limits a live server shared by a module's tests never reaches: they all sign up and in from 127.0.0.1
+(still counted, so the code path runs; tests/integration/auth/test_rate_limits.py tests the limits)."""
+ROOMY_RATE_LIMIT_ENV = {f"LFUSYS_{name.upper()}": str(value) for name, value in ROOMY_RATE_LIMITS.items()}
 
 
 class AppClient(httpx.AsyncClient):
@@ -195,11 +206,11 @@ def lfusys_command() -> list[str]:
 
 
 def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
-    """The environment of a child ``lfusys`` process: this one's, without its ``LFUSYS_*``, plus the test's
-    settings (and, with ``LFUSYS_BACKEND=aws``, the emulator's)."""
+    """The environment of a child ``lfusys`` process: this one's, without its ``LFUSYS_*`` and ``REDIS_URL``,
+    plus the test's settings (and, with ``LFUSYS_BACKEND=aws``, the emulator's)."""
     # First, since it may start the emulator and set the AWS_* variables copied below.
     aws = aws_env(data_dir) if variables.get("LFUSYS_BACKEND") == "aws" else {}
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_") and key != "REDIS_URL"}
     env.update(aws)
     env.update(
         LFUSYS_DATA_DIR=str(data_dir),
@@ -208,6 +219,7 @@ def subprocess_env(data_dir: Path, **variables: str) -> dict[str, str]:
         LFUSYS_ARGON2_TIME_COST="1",
         LFUSYS_ARGON2_MEMORY_COST_KIB="1024",
         LFUSYS_ARGON2_PARALLELISM="1",
+        **ROOMY_RATE_LIMIT_ENV,
     )
     env.update(variables)
     return env
@@ -414,8 +426,9 @@ async def opened_services(data_dir: Path, clock: Clock, backend: str, **override
 
 def another_worker(services: Services, clock: Clock) -> Services:
     """A second set of services over the same backend: another finalizer, worker and janitor, with a
-    worker id of their own (as another process would have)."""
-    return build_services(services.settings, server_keys(services.settings), services.backend, clock)
+    worker id of their own (as another process would have), sharing the Redis KV if there is one."""
+    redis = services.kv if isinstance(services.kv, RedisKV) else None
+    return build_services(services.settings, server_keys(services.settings), services.backend, clock, redis)
 
 
 async def register_owner(services: Services, email: str = "ada@example.com") -> User:

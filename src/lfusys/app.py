@@ -23,10 +23,13 @@ from lfusys.chunks.routes import ChunksController
 from lfusys.clock import Clock, utc_now
 from lfusys.errors import EXCEPTION_HANDLERS
 from lfusys.files.routes import FileContentController, FilesController
+from lfusys.forwarded import ForwardedHeaders, TrustedProxies
 from lfusys.http import StrictJSONRequest
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
 from lfusys.observability.request_context import RequestContext
+from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
+from lfusys.rate_limits.middleware import RateLimitMiddleware
 from lfusys.services import background_work, cookie_policy, open_services
 from lfusys.sessions.routes import UploadsController
 from lfusys.settings import Settings, load_settings
@@ -92,6 +95,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         route_handlers=[
             Router(
                 API_PREFIX,
+                # Every API route is rate limited (per user); AuthController's routes limit per client address.
+                opt={RATE_LIMIT_OPT: Rule.API},
                 route_handlers=[
                     AuthController,
                     UploadsController,
@@ -106,6 +111,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         lifespan=[lifespan],
         middleware=[
             DefineMiddleware(CookieAuthenticationMiddleware),
+            # After authentication (the API limit counts per user), before CSRF and every handler.
+            RateLimitMiddleware(),
             DefineMiddleware(
                 HeaderCSRFMiddleware,
                 config=csrf_config(secret=keys.csrf, cookie_name=cookies.csrf_name, secure=settings.core.https),
@@ -124,5 +131,5 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         request_class=StrictJSONRequest,
         logging_config=None,
     )
-    app.asgi_handler = RequestContext(app.asgi_handler)
+    app.asgi_handler = RequestContext(ForwardedHeaders(app.asgi_handler, TrustedProxies(settings.core.trusted_proxies)))
     return app

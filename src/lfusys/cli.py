@@ -49,6 +49,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Each process would hold its own, separate data.
         print("lfusys: the memory backend runs with one server process (--workers 1)", file=sys.stderr)
         return 2
+    if args.workers > 1 and settings.kv.redis_url is None and not settings.kv.allow_process_kv:
+        # (The aws backend's replicas are held to the same rule by the settings check.)
+        print(
+            f"lfusys: --workers {args.workers} without Redis gives each process its own rate limits, caches and "
+            "one-time state: set REDIS_URL, or LFUSYS_ALLOW_PROCESS_KV=true to accept that",
+            file=sys.stderr,
+        )
+        return 2
     # Create the keys and the schema once, before any server process starts.
     server_keys(settings)
     asyncio.run(prepare(settings))
@@ -62,8 +70,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(settings.core.trusted_proxies),
-        forwarded_allow_ips=list(settings.core.trusted_proxies) or None,
+        # The app resolves X-Forwarded-For and X-Forwarded-Proto itself (lfusys.forwarded), so it answers
+        # the same under uvicorn and under the test client. uvicorn must not rewrite them first: the app
+        # would see the client uvicorn picked where the proxy's address was, so it could no longer check
+        # that the peer is a trusted proxy, and uvicorn's rules differ (it trusts 127.0.0.1 unless told
+        # otherwise, and takes a hop that is no address at all for the client).
+        proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
     return 0

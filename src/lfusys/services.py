@@ -6,34 +6,47 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import msgspec
 from litestar.datastructures import State
 
 from lfusys.auth.cookies import CookiePolicy
 from lfusys.auth.passwords import Passwords
-from lfusys.auth.service import AuthService
+from lfusys.auth.service import AuthService, profile_cache
 from lfusys.auth.tokens import TokenCodec
 from lfusys.chunks.admission import ChunkAdmission
 from lfusys.chunks.service import ChunkIngress
 from lfusys.clock import Clock
+from lfusys.files.cache import CachedFileStore
 from lfusys.files.service import FileLibrary
 from lfusys.keys import ServerKeys
+from lfusys.rate_limits.limits import RateLimits
 from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.janitor import Janitor
 from lfusys.sessions.service import UploadSessions
 from lfusys.sessions.worker import EventWorker
 from lfusys.settings import Settings
 from lfusys.storage.backend import open_backend
-from lfusys.storage.ports import Backend
+from lfusys.storage.ports import KV, Backend, HealthCheck
+from lfusys.storage.redis import KVFailures, RedisKV, open_redis_kv
 
 
 class Services(msgspec.Struct, frozen=True, kw_only=True):
     settings: Settings
     backend: Backend
+    kv: KV
+    """The KV every module uses (rate limits, caches, one-time state): shared by every process when
+    Redis is configured, else the backend's in-process KV. Any call may raise
+    :class:`~lfusys.storage.ports.KVUnavailable`."""
+    kv_failures: KVFailures
+    """Calls to the KV that failed (only Redis ever fails)."""
+    optional_checks: Mapping[str, HealthCheck]
+    """Dependencies the service runs without, degraded (readiness reports them but stays 200)."""
     cookies: CookiePolicy
+    rate_limits: RateLimits
     auth: AuthService
     sessions: UploadSessions
     admission: ChunkAdmission
@@ -60,12 +73,34 @@ def cookie_policy(settings: Settings) -> CookiePolicy:
 
 @asynccontextmanager
 async def open_services(settings: Settings, keys: ServerKeys, clock: Clock) -> AsyncIterator[Services]:
-    """Open the configured backend and build the domain services over it."""
-    async with open_backend(settings, keys, clock) as backend:
-        yield build_services(settings, keys, backend, clock)
+    """Open the configured backend (and Redis, when configured) and build the domain services over it."""
+    async with open_backend(settings, keys, clock) as backend, _open_redis(settings) as redis:
+        yield build_services(settings, keys, backend, clock, redis)
 
 
-def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock: Clock) -> Services:
+@asynccontextmanager
+async def _open_redis(settings: Settings) -> AsyncIterator[RedisKV | None]:
+    if settings.kv.redis_url is None:
+        yield None
+        return
+    async with open_redis_kv(settings.kv) as redis:
+        yield redis
+
+
+def caches_reach_every_process(settings: Settings, redis: RedisKV | None) -> bool:
+    """Whether an invalidation reaches every process that may serve a cached value: Redis is shared, or
+    this process's own KV is enough because it is the only one (no other server, no separate worker)."""
+    return redis is not None or (not settings.kv.allow_process_kv and settings.queue.run_worker)
+
+
+def build_services(
+    settings: Settings, keys: ServerKeys, backend: Backend, clock: Clock, redis: RedisKV | None = None
+) -> Services:
+    """The services over ``backend``; their KV is ``redis`` if given, else the backend's in-process one."""
+    kv = redis or backend.kv
+    caching = caches_reach_every_process(settings, redis)
+    # Every write to the files goes through this store, so it invalidates the cached first pages.
+    files = CachedFileStore(backend.files, kv, settings.cache.cache_files_ttl if caching else timedelta(0))
     auth = AuthService(
         users=backend.users,
         tokens=backend.tokens,
@@ -73,6 +108,8 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
             time_cost=settings.auth.argon2_time_cost,
             memory_cost_kib=settings.auth.argon2_memory_cost_kib,
             parallelism=settings.auth.argon2_parallelism,
+            concurrency=settings.auth.argon2_concurrency,
+            queue_wait=settings.auth.argon2_queue_wait,
         ),
         codec=TokenCodec(
             access_secret=keys.jwt_access,
@@ -81,13 +118,14 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
             refresh_ttl=settings.auth.refresh_token_ttl,
         ),
         reuse_grace=settings.auth.refresh_reuse_grace,
+        profiles=profile_cache(kv, settings.cache.cache_profile_ttl if caching else timedelta(0)),
         clock=clock,
     )
     sessions = UploadSessions(uploads=backend.uploads, settings=settings, clock=clock)
     admission = ChunkAdmission(total=settings.uploads.max_chunk_puts, per_user=settings.uploads.max_chunk_puts_per_user)
     finalizer = Finalizer(
         uploads=backend.uploads,
-        files=backend.files,
+        files=files,
         blobs=backend.blobs,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
         lease=settings.queue.finalize_lease,
@@ -97,7 +135,11 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
     return Services(
         settings=settings,
         backend=backend,
+        kv=redis or backend.kv,
+        kv_failures=redis.failures if redis else KVFailures(),
+        optional_checks={"redis": redis.ping} if redis else {},
         cookies=cookie_policy(settings),
+        rate_limits=RateLimits(kv, settings.rate_limits),
         auth=auth,
         sessions=sessions,
         admission=admission,
@@ -105,7 +147,7 @@ def build_services(settings: Settings, keys: ServerKeys, backend: Backend, clock
             sessions=sessions, uploads=backend.uploads, blobs=backend.blobs, admission=admission, clock=clock
         ),
         files=FileLibrary(
-            files=backend.files,
+            files=files,
             blobs=backend.blobs,
             links=backend.links,
             link_ttl=settings.uploads.download_url_ttl,

@@ -6,6 +6,7 @@ Every field has a default that serves the embedded mode; a bad value stops start
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import typing
@@ -79,6 +80,11 @@ class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
         return urlsplit(self.public_url).scheme == "https"
 
 
+def default_argon2_concurrency() -> int:
+    """One argon2 computation at a time per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Sign-in tokens, their secrets and lifetimes, and password hashing."""
 
@@ -92,6 +98,32 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
+    argon2_concurrency: int = msgspec.field(default_factory=default_argon2_concurrency)
+    """argon2 hashes and verifications one process runs at once (each holds a core and
+    ``argon2_memory_cost_kib``); sign-ins beyond them wait in line."""
+    argon2_queue_wait: timedelta = timedelta(seconds=1)
+    """How long a sign-in or registration waits in that line before it is answered 503 with
+    ``Retry-After: 1``: under a flood the line stays short instead of growing without end."""
+
+
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Requests counted in fixed windows in the KV (shared by every process when it is Redis); over a
+    limit the answer is 429 with ``Retry-After``. 0 turns a limit off."""
+
+    rate_limit_login: int = 10
+    """Sign-in attempts per minute from one client address."""
+    rate_limit_login_email: int = 10
+    """Sign-in attempts per ``rate_limit_login_email_window`` at one email address, from anywhere (so a
+    crowd of addresses cannot guess one account's password)."""
+    rate_limit_login_email_window: timedelta = timedelta(minutes=15)
+    rate_limit_register: int = 10
+    """Registrations per minute from one client address."""
+    rate_limit_auth: int = 60
+    """Other requests to ``/api/v1/auth/*`` (refresh, logout, me, providers) per minute from one client address."""
+    rate_limit_api: int = 6000
+    """Requests to the rest of the API per minute per signed-in user (per client address without one):
+    100 a second, room for 8 chunk streams of 8 MiB chunks at up to 800 MiB/s in all (a LAN upload), plus
+    the calls around them."""
 
 
 class UploadSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,15 +204,45 @@ class AwsSettings(msgspec.Struct, frozen=True, kw_only=True):
     last becomes one part, so ``min_chunk_size`` may not be smaller."""
 
 
+class KVSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The short-lived state every process shares (rate limits, caches, one-time state): Redis, or,
+    without it, each process's own memory."""
+
+    redis_url: str | None = None
+    """``redis://``, ``rediss://`` or ``unix://``; read from ``LFUSYS_REDIS_URL``, else ``REDIS_URL``."""
+    redis_timeout: timedelta = timedelta(milliseconds=250)
+    """How long to wait for Redis to connect and to answer; past it, rate limits and caches fail open."""
+    redis_prefix: str = "lfusys:"
+    """Every key starts with it, so deployments can share one Redis."""
+    allow_process_kv: bool = False
+    """Run several processes (``--workers``, the aws backend) without Redis, each with its own rate
+    limits, caches and one-time state."""
+
+
+class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How long cached reads live; ``0`` turns one off. Every change invalidates them at once, so a
+    lifetime only bounds how long a lost invalidation (the KV did not answer) may be seen. The caches run
+    only where every process shares the KV: with Redis, or in a lone process (no
+    ``LFUSYS_ALLOW_PROCESS_KV``, the worker inside it)."""
+
+    cache_files_ttl: timedelta = timedelta(hours=12)
+    """The first page of each user's file list."""
+    cache_profile_ttl: timedelta = timedelta(minutes=30)
+    """Each signed-in user's account, as every request learns who calls."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Runtime configuration, grouped by concern. Field ``x`` of any group is read from ``LFUSYS_X``."""
 
     core: CoreSettings = msgspec.field(default_factory=CoreSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     uploads: UploadSettings = msgspec.field(default_factory=UploadSettings)
     queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
     local: LocalSettings = msgspec.field(default_factory=LocalSettings)
     aws: AwsSettings = msgspec.field(default_factory=AwsSettings)
+    kv: KVSettings = msgspec.field(default_factory=KVSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
 
 
 _GROUPS: dict[str, type[msgspec.Struct]] = {field.name: field.type for field in msgspec.structs.fields(Settings)}
@@ -243,6 +305,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "access_token_ttl": parse_duration,
     "refresh_token_ttl": parse_duration,
     "refresh_reuse_grace": parse_duration,
+    "argon2_queue_wait": parse_duration,
+    "rate_limit_login_email_window": parse_duration,
     "max_json_body_bytes": parse_size,
     "max_file_size": parse_size,
     "user_quota_bytes": parse_size,
@@ -259,21 +323,53 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "aws_min_part_size": parse_size,
     "aws_connect_timeout": parse_duration,
     "aws_read_timeout": parse_duration,
+    "redis_timeout": parse_duration,
+    "cache_files_ttl": parse_duration,
+    "cache_profile_ttl": parse_duration,
     "trusted_proxies": _parse_list,
     "data_dir": Path,
     "web_dir": Path,
 }
 
+_SHARED_VARIABLES = {"redis_url": "REDIS_URL"}
+"""Fields also read from a variable other software uses too, when their ``LFUSYS_`` variable is unset."""
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _rate_limit_rules(limits: RateLimitSettings) -> list[tuple[str, bool, str]]:
+    counts = [name for name in msgspec.structs.asdict(limits) if name != "rate_limit_login_email_window"]
+    return [
+        *((name, 0 <= getattr(limits, name) <= 1_000_000, "must be 0 (off) or at most 1000000") for name in counts),
+        (
+            "rate_limit_login_email_window",
+            timedelta(seconds=1) <= limits.rate_limit_login_email_window <= timedelta(days=1),
+            "must be between 1s and 1d",
+        ),
+    ]
+
 
 def _check(settings: Settings) -> None:
     """Cross-field and range rules msgspec's types cannot express."""
     core, auth, uploads, queue, aws = settings.core, settings.auth, settings.uploads, settings.queue, settings.aws
+    kv = settings.kv
     rules: list[tuple[str, bool, str]] = [
         ("port", 0 <= core.port <= 65535, "must be between 0 and 65535"),
         (
             "public_url",
             urlsplit(core.public_url).scheme in {"http", "https"} and bool(urlsplit(core.public_url).netloc),
             "must be an absolute http:// or https:// URL",
+        ),
+        (
+            "trusted_proxies",
+            all(_is_network(entry) for entry in core.trusted_proxies),
+            "must list IP addresses or networks, such as 10.0.0.1 or 10.0.0.0/8",
         ),
         ("max_json_body_bytes", core.max_json_body_bytes >= 1024, "must be at least 1KiB"),
         ("access_token_ttl", auth.access_token_ttl >= timedelta(seconds=10), "must be at least 10s"),
@@ -300,6 +396,13 @@ def _check(settings: Settings) -> None:
         ("argon2_time_cost", auth.argon2_time_cost >= 1, "must be at least 1"),
         ("argon2_memory_cost_kib", auth.argon2_memory_cost_kib >= 8, "must be at least 8"),
         ("argon2_parallelism", 1 <= auth.argon2_parallelism <= 64, "must be between 1 and 64"),
+        ("argon2_concurrency", 1 <= auth.argon2_concurrency <= 256, "must be between 1 and 256"),
+        (
+            "argon2_queue_wait",
+            timedelta(0) <= auth.argon2_queue_wait <= timedelta(minutes=1),
+            "must be between 0 and 1m",
+        ),
+        *_rate_limit_rules(settings.rate_limits),
         ("max_file_size", 1 <= uploads.max_file_size <= 5 * TiB, "must be between 1B and 5TiB"),
         ("user_quota_bytes", uploads.user_quota_bytes >= 0, "must be 0 (off) or a size"),
         ("upload_ttl", uploads.upload_ttl >= timedelta(minutes=1), "must be at least 1m"),
@@ -349,10 +452,38 @@ def _check(settings: Settings) -> None:
             core.backend != "aws" or uploads.min_chunk_size >= aws.aws_min_part_size,
             "must be at least LFUSYS_AWS_MIN_PART_SIZE on the aws backend (S3 refuses smaller multipart parts)",
         ),
+        (
+            "redis_url",
+            kv.redis_url is None or _is_redis_url(kv.redis_url),
+            "(or REDIS_URL) must be a redis://, rediss:// or unix:// URL",
+        ),
+        (
+            "redis_url",
+            kv.redis_url is not None or kv.allow_process_kv or core.backend != "aws",
+            "(or REDIS_URL) must be set with LFUSYS_BACKEND=aws, or LFUSYS_ALLOW_PROCESS_KV=true to accept that "
+            "rate limits, caches and one-time state are per process",
+        ),
+        (
+            "redis_timeout",
+            timedelta(milliseconds=10) <= kv.redis_timeout <= timedelta(seconds=10),
+            "must be between 10ms and 10s",
+        ),
+        (
+            "redis_prefix",
+            len(kv.redis_prefix) <= 64 and not any(c.isspace() for c in kv.redis_prefix),
+            "must be at most 64 characters, without spaces",
+        ),
     ]
     for field, ok, message in rules:
         if not ok:
             raise SettingsError(f"{ENV_PREFIX}{field.upper()} {message}")
+
+
+def _is_redis_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return bool(parts.path)
+    return parts.scheme in {"redis", "rediss"} and bool(parts.hostname)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -372,7 +503,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                 continue
             variable = f"{ENV_PREFIX}{name.upper()}"
             raw = environ.get(variable)
-            if raw is None or (raw.strip() == "" and name.startswith("jwt_")):
+            if raw is None and name in _SHARED_VARIABLES:
+                variable = _SHARED_VARIABLES[name]
+                raw = environ.get(variable)
+            # An empty value leaves an optional text unset (an empty LFUSYS_REDIS_URL also hides REDIS_URL).
+            if raw is None or (raw.strip() == "" and (name.startswith("jwt_") or name == "redis_url")):
                 continue
             try:
                 parser = _PARSERS.get(name)

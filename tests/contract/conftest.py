@@ -1,7 +1,8 @@
 """Every adapter of a backend runs the same contract tests, through the backend factory.
 
 To add a backend, add its name to :data:`tests.support.BACKENDS` (the one list of backends the whole suite
-runs on): the fixture opens it as the app would.
+runs on): the fixture opens it as the app would. A KV is independent of the backend: the KV contract runs
+on each KV adapter instead (the ``kv`` fixture of ``tests/conftest.py``).
 """
 
 from __future__ import annotations

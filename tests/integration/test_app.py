@@ -108,6 +108,7 @@ async def test_one_access_log_line_per_request_with_route_status_duration_and_us
     assert signed["route"] == f"{API}/auth/me"
     assert signed["status"] == 200
     assert signed["user_id"] == user["id"]
+    assert signed["client"] == "127.0.0.1"
     assert isinstance(signed["duration_ms"], float)
     assert unmatched["status"] == 404
     assert unmatched["user_id"] is None

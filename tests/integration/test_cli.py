@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lfusys import __version__
 from tests.support import API, READY, LiveServer, lfusys_command, subprocess_env
@@ -87,3 +88,35 @@ def test_migrate_on_the_memory_backend_has_nothing_to_do(tmp_path: Path) -> None
 
     assert result.returncode == 0, result.stderr
     assert "applied 0 migration(s)" in result.stdout
+
+
+def test_several_server_processes_without_redis_are_refused_unless_allowed(tmp_path: Path) -> None:
+    refused = run(tmp_path / "data", "serve", "--workers", "2")
+
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "own rate limits, caches and one-time state: set REDIS_URL, or LFUSYS_ALLOW_PROCESS_KV=true" in (
+        refused.stderr
+    )
+    allowed = LiveServer(tmp_path / "data", tmp_path / "server.log", workers=2, LFUSYS_ALLOW_PROCESS_KV="true")
+    try:
+        assert httpx.get(f"{allowed.url}/health/ready").json() == READY["local"]
+    finally:
+        allowed.stop()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_the_aws_backend_without_redis_is_refused(tmp_path: Path, command: str) -> None:
+    # (Refused by the settings check, before any AWS endpoint is needed; every aws test of the suite
+    # runs with LFUSYS_ALLOW_PROCESS_KV=true or with Redis.)
+    env = {**subprocess_env(tmp_path / "data"), "LFUSYS_BACKEND": "aws"}
+    result = subprocess.run(
+        [*lfusys_command(), command], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "REDIS_URL" in result.stderr
+    assert "LFUSYS_ALLOW_PROCESS_KV=true to accept that rate limits, caches and one-time state are per process" in (
+        result.stderr
+    )

@@ -1,11 +1,12 @@
 """Replicas that share nothing but the backing services, behind a real load balancer.
 
-Three ``lfusys serve`` processes on the aws backend (one emulator), each running its event worker,
-behind HAProxy (round robin, no stickiness). Ten uploads send their chunks through it concurrently, so
+Three ``lfusys serve`` processes on the aws backend (one emulator) and one Redis, each running its event
+worker, behind HAProxy (round robin, no stickiness, ``X-Forwarded-For`` trusted from it). Ten uploads
+send their chunks through it concurrently, so
 every replica takes chunks of every upload; one replica is killed with SIGKILL as soon as it starts
 finalizing. Every upload must still end ``completed`` exactly once with its bytes, with one file row and
 one object each and no chunk object left, and a sign-in made through the load balancer is valid on
-every replica.
+every replica, and a rate limit counts the requests of all three replicas together.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lfusys.storage.aws.resources import Names
 from lfusys.storage.aws.uploads import DynamoUploadStore
 from tests.aws_emulator import emulator_endpoint, resource_prefix
 from tests.load_balancer import LoadBalancer
+from tests.redis_server import redis_env
 from tests.support import (
     API,
     LiveServer,
@@ -56,6 +58,8 @@ REPLICA_SETTINGS: dict[str, str] = {
     "LFUSYS_JANITOR_INTERVAL": "200ms",
     # One part copy at a time: a finalization lasts long enough to be interrupted.
     "LFUSYS_AWS_COPY_PARALLELISM": "1",
+    "LFUSYS_TRUSTED_PROXIES": "127.0.0.1",
+    "LFUSYS_RATE_LIMIT_LOGIN_EMAIL": "6",
 }
 VICTIM = 1
 """The replica (index) that is killed."""
@@ -67,7 +71,8 @@ def replicas(tmp_path: Path, data_dir: Path) -> Iterator[list[LiveServer]]:
     try:
         for n in range(3):
             log = tmp_path / f"replica-{n}.log"
-            started.append(LiveServer(data_dir, log, backend="aws", workers=1, **REPLICA_SETTINGS))
+            shared = {**REPLICA_SETTINGS, **redis_env(data_dir)}
+            started.append(LiveServer(data_dir, log, backend="aws", workers=1, **shared))
         yield started
     finally:
         for server in started:
@@ -88,6 +93,12 @@ async def _put_with_retries(client: httpx.AsyncClient, upload_id: str, n: int, d
         try:
             response = await client.put(f"{API}/uploads/{upload_id}/chunks/{n}", content=data, headers=headers)
             if response.status_code == 200:
+                return attempt
+            if response.status_code == 409:
+                # A first attempt that broke off may have been stored after all, and been the last chunk:
+                # the upload is then being finalized and takes no more chunks.
+                state = (await client.get(f"{API}/uploads/{upload_id}")).json()
+                assert state["status"] in {"finalizing", "completed"}, response.text
                 return attempt
             assert response.status_code in {429, 502, 503}, response.text
         except httpx.TransportError:
@@ -205,3 +216,22 @@ async def test_uploads_through_a_load_balancer_survive_a_replica_killed_while_fi
         f" {sorted(taken_from_victim)}; chunk PUTs sent again after a failure: {sum(retries)};"
         f" finalizations taken over after the kill: {len(taken_over)}; finalize attempts per upload: {attempts}"
     )
+
+
+async def test_a_rate_limit_counts_the_requests_of_every_replica_once(
+    replicas: list[LiveServer], balancer: LoadBalancer
+) -> None:
+    async with httpx.AsyncClient(base_url=balancer.url, timeout=10) as client:
+        await signed_in(client, "owner@example.com")
+        headers = await csrf_headers(client)
+        # The sign-in was the first attempt at this address; five wrong passwords make six, spread over the
+        # three replicas in turn (two each), and a seventh attempt is one too many wherever it lands.
+        guesses = [
+            await client.post(
+                f"{API}/auth/login", json={"email": "owner@example.com", "password": f"guess {n}"}, headers=headers
+            )
+            for n in range(6)
+        ]
+
+    assert [response.status_code for response in guesses] == [401] * 5 + [429]
+    assert int(guesses[-1].headers["retry-after"]) >= 1

@@ -67,6 +67,18 @@ def test_values_are_read_from_lfusys_variables() -> None:
         ("LFUSYS_ARGON2_TIME_COST", "0"),
         ("LFUSYS_ARGON2_MEMORY_COST_KIB", "1"),
         ("LFUSYS_ARGON2_PARALLELISM", "1000"),
+        ("LFUSYS_ARGON2_CONCURRENCY", "0"),
+        ("LFUSYS_ARGON2_QUEUE_WAIT", "2m"),
+        ("LFUSYS_TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+        ("LFUSYS_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("LFUSYS_RATE_LIMIT_LOGIN", "-1"),
+        ("LFUSYS_RATE_LIMIT_LOGIN", "ten"),
+        ("LFUSYS_RATE_LIMIT_LOGIN_EMAIL", "-5"),
+        ("LFUSYS_RATE_LIMIT_LOGIN_EMAIL_WINDOW", "0"),
+        ("LFUSYS_RATE_LIMIT_LOGIN_EMAIL_WINDOW", "2d"),
+        ("LFUSYS_RATE_LIMIT_REGISTER", "-1"),
+        ("LFUSYS_RATE_LIMIT_AUTH", "2000000"),
+        ("LFUSYS_RATE_LIMIT_API", "lots"),
         ("LFUSYS_MAX_JSON_BODY_BYTES", "12 parsecs"),
         ("LFUSYS_MAX_JSON_BODY_BYTES", "10"),
         ("LFUSYS_MAX_CHUNK_PUTS", "1"),
@@ -86,11 +98,45 @@ def test_values_are_read_from_lfusys_variables() -> None:
         ("LFUSYS_AWS_UPLOADS_EXPIRE_DAYS", "366"),
         ("LFUSYS_AWS_MIN_PART_SIZE", "0"),
         ("LFUSYS_AWS_MIN_PART_SIZE", "big"),
+        ("LFUSYS_REDIS_URL", "http://redis:6379"),
+        ("LFUSYS_REDIS_URL", "redis://"),
+        ("LFUSYS_REDIS_TIMEOUT", "1ms"),
+        ("LFUSYS_REDIS_TIMEOUT", "1m"),
+        ("LFUSYS_REDIS_PREFIX", "my app:"),
+        ("LFUSYS_ALLOW_PROCESS_KV", "perhaps"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         load_settings({variable: value})
+
+
+def test_rate_limits_and_the_argon2_bound_have_defaults_and_are_read_from_their_variables() -> None:
+    defaults = load_settings({})
+    limits = defaults.rate_limits
+    assert (limits.rate_limit_login, limits.rate_limit_register, limits.rate_limit_auth) == (10, 10, 60)
+    assert (limits.rate_limit_login_email, limits.rate_limit_login_email_window) == (10, timedelta(minutes=15))
+    assert limits.rate_limit_api == 6000
+    assert defaults.auth.argon2_concurrency == len(os.sched_getaffinity(0))
+    assert defaults.auth.argon2_queue_wait == timedelta(seconds=1)
+
+    settings = load_settings(
+        {
+            "LFUSYS_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1, fd00::/8",
+            "LFUSYS_RATE_LIMIT_LOGIN": "0",
+            "LFUSYS_RATE_LIMIT_LOGIN_EMAIL": "5",
+            "LFUSYS_RATE_LIMIT_LOGIN_EMAIL_WINDOW": "1h",
+            "LFUSYS_RATE_LIMIT_API": "6000",
+            "LFUSYS_ARGON2_CONCURRENCY": "3",
+            "LFUSYS_ARGON2_QUEUE_WAIT": "250ms",
+        }
+    )
+    assert settings.core.trusted_proxies == ("10.0.0.0/8", "192.0.2.1", "fd00::/8")
+    assert settings.rate_limits.rate_limit_login == 0
+    assert settings.rate_limits.rate_limit_login_email == 5
+    assert settings.rate_limits.rate_limit_login_email_window == timedelta(hours=1)
+    assert settings.rate_limits.rate_limit_api == 6000
+    assert (settings.auth.argon2_concurrency, settings.auth.argon2_queue_wait) == (3, timedelta(milliseconds=250))
 
 
 def test_an_empty_secret_means_generate_one() -> None:
@@ -172,6 +218,7 @@ def test_the_aws_settings_are_read_from_lfusys_aws_variables() -> None:
     settings = load_settings(
         {
             "LFUSYS_BACKEND": "aws",
+            "LFUSYS_REDIS_URL": "redis://redis.internal:6379/0",
             "LFUSYS_AWS_PREFIX": "files-prod",
             "LFUSYS_AWS_PATH_STYLE": "true",
             "LFUSYS_AWS_MAX_ATTEMPTS": "5",
@@ -191,7 +238,7 @@ def test_the_aws_settings_are_read_from_lfusys_aws_variables() -> None:
 
 
 def test_chunks_smaller_than_s3_parts_are_refused_on_the_aws_backend_only() -> None:
-    small = {"LFUSYS_MIN_CHUNK_SIZE": "1MiB", "LFUSYS_DEFAULT_CHUNK_SIZE": "4MiB"}
+    small = {"LFUSYS_MIN_CHUNK_SIZE": "1MiB", "LFUSYS_DEFAULT_CHUNK_SIZE": "4MiB", "LFUSYS_ALLOW_PROCESS_KV": "true"}
 
     with pytest.raises(SettingsError, match="LFUSYS_MIN_CHUNK_SIZE"):
         load_settings({"LFUSYS_BACKEND": "aws", **small})
@@ -199,3 +246,42 @@ def test_chunks_smaller_than_s3_parts_are_refused_on_the_aws_backend_only() -> N
     # An endpoint that takes smaller parts says so.
     lenient = load_settings({"LFUSYS_BACKEND": "aws", "LFUSYS_AWS_MIN_PART_SIZE": "1MiB", **small})
     assert lenient.uploads.min_chunk_size == MiB
+
+
+def test_the_kv_settings_default_to_each_process_its_own() -> None:
+    kv = load_settings({}).kv
+
+    assert kv.redis_url is None
+    assert (kv.redis_timeout, kv.redis_prefix, kv.allow_process_kv) == (timedelta(milliseconds=250), "lfusys:", False)
+
+
+def test_redis_is_found_through_redis_url_and_lfusys_redis_url_wins() -> None:
+    assert load_settings({"REDIS_URL": "redis://shared:6379/1"}).kv.redis_url == "redis://shared:6379/1"
+    both = {"REDIS_URL": "redis://shared:6379/1", "LFUSYS_REDIS_URL": "rediss://own:6380/0"}
+    assert load_settings(both).kv.redis_url == "rediss://own:6380/0"
+    assert load_settings({"LFUSYS_REDIS_URL": "unix:///run/redis.sock"}).kv.redis_url == "unix:///run/redis.sock"
+    # Empty is unset, and an empty LFUSYS_REDIS_URL turns a shared REDIS_URL off.
+    assert load_settings({"REDIS_URL": ""}).kv.redis_url is None
+    assert load_settings({"REDIS_URL": "redis://shared:6379/1", "LFUSYS_REDIS_URL": ""}).kv.redis_url is None
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        load_settings({"REDIS_URL": "memcached://shared:11211"})
+
+
+def test_the_kv_settings_are_read_from_lfusys_variables() -> None:
+    kv = load_settings(
+        {"LFUSYS_REDIS_TIMEOUT": "100ms", "LFUSYS_REDIS_PREFIX": "files-prod:", "LFUSYS_ALLOW_PROCESS_KV": "true"}
+    ).kv
+
+    assert (kv.redis_timeout, kv.redis_prefix, kv.allow_process_kv) == (
+        timedelta(milliseconds=100),
+        "files-prod:",
+        True,
+    )
+
+
+def test_the_aws_backend_needs_redis_unless_told_that_each_process_may_keep_its_own() -> None:
+    with pytest.raises(SettingsError, match=r"REDIS_URL.*LFUSYS_ALLOW_PROCESS_KV=true"):
+        load_settings({"LFUSYS_BACKEND": "aws"})
+
+    assert load_settings({"LFUSYS_BACKEND": "aws", "REDIS_URL": "redis://redis:6379/0"}).core.backend == "aws"
+    assert load_settings({"LFUSYS_BACKEND": "aws", "LFUSYS_ALLOW_PROCESS_KV": "true"}).core.backend == "aws"

@@ -25,6 +25,16 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     def providers(self) -> tuple[str, ...]:
         return ("password",) if self.password_hash is not None else ()
 
+    def without_secrets(self) -> User:
+        """The account as a request's caller is known (and cached): the password hash stays in the store;
+        :data:`HASH_WITHHELD` stands in for it, so ``providers`` still holds."""
+        return msgspec.structs.replace(self, password_hash=None if self.password_hash is None else HASH_WITHHELD)
+
+
+HASH_WITHHELD = "withheld"
+"""Stands in for a password hash not carried along (:meth:`User.without_secrets`); no password verifies
+against it. Verify a password against the account read from the store."""
+
 
 class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
     jti: str

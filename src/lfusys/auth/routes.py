@@ -17,6 +17,7 @@ from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, Use
 from lfusys.auth.service import AuthService, SignedIn
 from lfusys.errors import NotAuthenticated, error_response, error_responses
 from lfusys.http import requires_json_body
+from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
 from lfusys.services import Services, services_from
 
 
@@ -36,13 +37,15 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
     dependencies = {"services": Provide(provide_services)}
+    opt = {RATE_LIMIT_OPT: Rule.AUTH}
 
     @post(
         "/register",
         operation_id="register",
         status_code=HTTP_201_CREATED,
         guards=[requires_json_body],
-        responses=error_responses(403, 409, 413, 415),
+        responses=error_responses(403, 409, 413, 415, 429, 503),
+        opt={RATE_LIMIT_OPT: Rule.REGISTER},
     )
     async def register(self, data: JSONBody[RegisterRequest], services: NamedDependency[Services]) -> UserOut:
         """Create an account. The email is case-insensitive; 409 if it already has one."""
@@ -50,12 +53,24 @@ class AuthController(Controller):
         user = await auth.register(name=data.name, email=data.email, password=data.password)
         return UserOut.of(user)
 
-    @post("/login", operation_id="login", guards=[requires_json_body], responses=error_responses(401, 403, 413, 415))
-    async def login(self, data: JSONBody[LoginRequest], services: NamedDependency[Services]) -> Response[UserOut]:
-        """Check email and password and set the access and refresh cookies. Any failure is one 401."""
+    @post(
+        "/login",
+        operation_id="login",
+        guards=[requires_json_body],
+        responses=error_responses(401, 403, 413, 415, 429, 503),
+        opt={RATE_LIMIT_OPT: Rule.LOGIN},
+    )
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], services: NamedDependency[Services]
+    ) -> Response[UserOut]:
+        """Check email and password and set the access and refresh cookies. Any failure is one 401.
+
+        Sign-ins are limited per client address and per email (429), both counted before the password
+        is checked; 503 when the server is checking as many passwords as it can."""
+        await services.rate_limits.admit_login(request.scope, data.email)
         return _signed_in(services, await services.auth.login(email=data.email, password=data.password))
 
-    @post("/refresh", operation_id="refresh", responses=error_responses(401, 403))
+    @post("/refresh", operation_id="refresh", responses=error_responses(401, 403, 429))
     async def refresh(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[Any]:
         """Rotate both cookies. Replaying a spent refresh token ends that sign-in everywhere."""
         token = request.cookies.get(services.cookies.refresh_name)
@@ -72,7 +87,7 @@ class AuthController(Controller):
         operation_id="logout",
         status_code=HTTP_204_NO_CONTENT,
         # The handler returns a Response only to clear the cookies: the answer has no body.
-        responses={**error_responses(403), HTTP_204_NO_CONTENT: ResponseSpec(None, description="Signed out")},
+        responses={**error_responses(403, 429), HTTP_204_NO_CONTENT: ResponseSpec(None, description="Signed out")},
     )
     async def logout(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[None]:
         """Revoke this sign-in (its refresh-token family) and clear the cookies."""
@@ -90,7 +105,7 @@ class AuthController(Controller):
     @get(
         "/me",
         operation_id="me",
-        responses=error_responses(401),
+        responses=error_responses(401, 429),
         guards=[requires_user],
         dependencies={"current_user": Provide(provide_current_user)},
     )

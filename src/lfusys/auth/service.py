@@ -16,9 +16,10 @@ from email_validator import EmailNotValidError, validate_email
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
+from lfusys.cache import OwnedCache
 from lfusys.clock import Clock, utc_now
 from lfusys.errors import Conflict, InvalidInput, NotAuthenticated
-from lfusys.storage.ports import TokenStore, UserStore
+from lfusys.storage.ports import KV, TokenStore, UserStore
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,15 @@ def clean_name(name: str) -> str:
     return name
 
 
+PROFILES = "profile"
+"""The kind of cached value (:mod:`lfusys.cache`) a caller's account is."""
+
+
+def profile_cache(kv: KV, ttl: timedelta) -> OwnedCache[User]:
+    """Each signed-in caller's account, without secrets, as :meth:`AuthService.authenticate` knows it."""
+    return OwnedCache(kv, kind=PROFILES, value_type=User, ttl=ttl, owned_by=lambda user, owner_id: user.id == owner_id)
+
+
 class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     user: User
     access_token: str
@@ -52,6 +62,9 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AuthService:
+    """Accounts and their sign-ins. Every write to an account (password, name, linked providers) is
+    followed by ``self._profiles.changed(user_id)``, so no process goes on serving the old profile."""
+
     def __init__(
         self,
         *,
@@ -60,9 +73,11 @@ class AuthService:
         passwords: Passwords,
         codec: TokenCodec,
         reuse_grace: timedelta,
+        profiles: OwnedCache[User],
         clock: Clock = utc_now,
     ) -> None:
         self._users = users
+        self._profiles = profiles
         self._tokens = tokens
         self._passwords = passwords
         self._codec = codec
@@ -99,6 +114,7 @@ class AuthService:
             raise NotAuthenticated(_LOGIN_FAILED)
         if self._passwords.needs_rehash(stored_hash):
             await self._users.set_password_hash(user.id, await self._passwords.hash(password))
+            await self._profiles.changed(user.id)
             log.info("password rehashed", user_id=user.id)
         return await self._start_session(user)
 
@@ -137,13 +153,24 @@ class AuthService:
             return
 
     async def authenticate(self, access_token: str | None) -> tuple[User, TokenClaims]:
-        """The user behind an access token, if its sign-in is still active."""
+        """The user behind an access token, if its sign-in is still active; without secrets
+        (:meth:`User.without_secrets`), the same whether it came from the profile cache or the store."""
         claims = self._decode(TokenType.ACCESS, access_token)
-        # Both lookups at once: this runs before every request, chunk uploads included.
-        user, active = await asyncio.gather(self._users.get(claims.sub), self._tokens.is_family_active(claims.fid))
-        if user is None or not active:
+        # Both lookups at once: this runs before every request, chunk uploads included. The sign-in is
+        # always checked in its store (a logout counts at once); the account may come from the cache.
+        user, active = await asyncio.gather(self._caller(claims.sub), self._tokens.is_family_active(claims.fid))
+        if not active:
             raise NotAuthenticated("session ended; sign in again")
         return user, claims
+
+    async def _caller(self, user_id: str) -> User:
+        async def stored() -> User:
+            user = await self._users.get(user_id)
+            if user is None:
+                raise NotAuthenticated("session ended; sign in again")
+            return user.without_secrets()
+
+        return await self._profiles.get(user_id, "me", stored)
 
     def _decode(self, kind: TokenType, token: str | None) -> TokenClaims:
         if not token:

@@ -55,6 +55,7 @@ class RequestContext:
                 await self.app(scope, receive, send_with_request_id)
             finally:
                 user = scope.get("user")
+                client = scope.get("client")
                 log.info(
                     "request",
                     method=scope["method"],
@@ -63,4 +64,6 @@ class RequestContext:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     user_id=user.id if isinstance(user, User) else None,
+                    # The real client behind trusted proxies (lfusys.forwarded has put it in the scope).
+                    client=client[0] if client else None,
                 )

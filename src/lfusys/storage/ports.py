@@ -406,9 +406,18 @@ class WindowCount(msgspec.Struct, frozen=True):
     """Until the window ends and the count starts again."""
 
 
+class KVUnavailable(Exception):
+    """The KV store did not answer in time or at all; callers decide whether to fail open (rate
+    limits, caches) or closed (one-time state)."""
+
+
 class KV(Protocol):
     """Small values with lifetimes, shared by every process of a deployment (rate limits, caches,
-    one-time state). Keys are plain strings chosen by the caller."""
+    one-time state). Keys are plain strings chosen by the caller.
+
+    Every method may raise :class:`KVUnavailable` (a remote store that is down or too slow); the
+    in-process stores never do.
+    """
 
     async def get(self, key: str) -> bytes | None: ...
 

@@ -24,6 +24,7 @@ from lfusys.services import Services, services_from
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.storage.ports import StorageFull
 from tests.conftest import AppFactory
+from tests.redis_server import redis_env
 from tests.support import (
     API,
     BASE_URL,
@@ -76,9 +77,12 @@ async def signed_in_client(server: LiveServer) -> AsyncIterator[httpx.AsyncClien
 @pytest.fixture
 def quota_server(tmp_path: Path, backend_name: str) -> Iterator[LiveServer]:
     # Two server processes: the starts race in two processes and across the store, not just one loop
-    # (the memory backend keeps its data in its one process).
+    # (the memory backend keeps its data in its one process). Several processes share a Redis, as they
+    # must.
     workers = 1 if backend_name == "memory" else 2
-    yield from live_server(tmp_path, backend_name, workers=workers, LFUSYS_USER_QUOTA_BYTES="10000")
+    yield from live_server(
+        tmp_path, backend_name, workers=workers, LFUSYS_USER_QUOTA_BYTES="10000", **redis_env(tmp_path / "data")
+    )
 
 
 async def test_parallel_starts_against_a_quota_that_fits_one_give_exactly_one_upload(quota_server: LiveServer) -> None:

@@ -35,6 +35,13 @@ function validate(mode: Mode, name: string, email: string, password: string): Fi
   return errors;
 }
 
+/** The server's rate limit, in words: how long to wait comes from the 429's Retry-After. */
+function tooManyAttempts(retryAfterSeconds: number | null): string {
+  if (!retryAfterSeconds) return "Too many attempts — try again in a minute.";
+  const seconds = Math.ceil(retryAfterSeconds);
+  return `Too many attempts — try again in ${seconds} ${seconds === 1 ? "second" : "seconds"}.`;
+}
+
 function serverMessage(error: unknown, mode: Mode): string {
   if (!(error instanceof ApiError)) return errorMessage(error);
   switch (error.status) {
@@ -45,9 +52,9 @@ function serverMessage(error: unknown, mode: Mode): string {
     case 409:
       return mode === "register" ? "An account with this email already exists." : errorMessage(error);
     case 429:
-      return error.retryAfterSeconds
-        ? `Too many attempts. Wait ${Math.ceil(error.retryAfterSeconds)} seconds and try again.`
-        : "Too many attempts. Wait a minute and try again.";
+      return tooManyAttempts(error.retryAfterSeconds);
+    case 503:
+      return "The server is busy. Try again in a moment.";
     default:
       return error.status >= 500 ? "The server had a problem. Try again in a moment." : errorMessage(error);
   }

@@ -1,0 +1,136 @@
+// @vitest-environment jsdom
+import { act } from "react";
+import { createRoot, type Root } from "react-dom/client";
+import { MemoryRouter } from "react-router";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+vi.mock("../api/csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
+// The page signs in through the auth state; here that is the API call alone (no upload engine).
+vi.mock("../state/auth", async () => {
+  const api = await import("../api/client");
+  return {
+    useAuth: () => ({
+      status: "signedOut",
+      user: null,
+      error: null,
+      signIn: (email: string, password: string) => api.login({ email, password }),
+      signOut: async () => undefined,
+      reload: () => undefined,
+    }),
+  };
+});
+
+const { SignInPage } = await import("./SignInPage");
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+
+function json({ status, body, headers }: Answer): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}
+
+/** Types into a controlled input the way a user does, so React sees the change. */
+function type(input: HTMLInputElement, value: string): void {
+  const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!;
+  setValue.call(input, value);
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+async function until<T>(find: () => T | null | undefined): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const found = find();
+    if (found) return found;
+    await act(() => new Promise((resolve) => setTimeout(resolve, 5)));
+  }
+  throw new Error("not found in time");
+}
+
+describe("the sign-in page when the server limits attempts", () => {
+  let container: HTMLDivElement;
+  let root: Root;
+  let answers: Record<string, Answer>;
+
+  beforeEach(() => {
+    answers = { "/api/v1/auth/providers": { status: 200, body: { providers: [] } } };
+    vi.stubGlobal("fetch", async (url: string) => {
+      const answer = answers[url];
+      if (!answer) throw new Error(`unexpected fetch ${url}`);
+      return json(answer);
+    });
+    container = document.createElement("div");
+    document.body.append(container);
+    root = createRoot(container);
+  });
+
+  afterEach(() => {
+    act(() => root.unmount());
+    container.remove();
+    vi.unstubAllGlobals();
+  });
+
+  async function submit(path: string, fields: Record<string, string>): Promise<string> {
+    await act(async () => {
+      root.render(
+        <MemoryRouter initialEntries={[path]}>
+          <SignInPage />
+        </MemoryRouter>,
+      );
+    });
+    for (const [id, value] of Object.entries(fields)) {
+      const input = await until(() => container.querySelector<HTMLInputElement>(`#${id}`));
+      act(() => type(input, value));
+    }
+    const button = container.querySelector<HTMLButtonElement>("button[type=submit]")!;
+    await act(async () => button.click());
+    const alert = await until(() => container.querySelector('[data-testid="form-error"]'));
+    return alert.textContent ?? "";
+  }
+
+  it("says how long to wait, from Retry-After, when sign-in is refused with 429", async () => {
+    answers["/api/v1/auth/login"] = {
+      status: 429,
+      body: { error: "too many requests" },
+      headers: { "Retry-After": "42" },
+    };
+
+    const message = await submit("/signin", { email: "ada@example.com", password: "correct horse battery" });
+
+    expect(message).toBe("Too many attempts — try again in 42 seconds.");
+  });
+
+  it("says so on registration too, in the singular for one second", async () => {
+    answers["/api/v1/auth/register"] = { status: 429, body: { error: "too many requests" }, headers: { "Retry-After": "1" } };
+
+    const message = await submit("/signin?mode=register", {
+      name: "Ada",
+      email: "ada@example.com",
+      password: "correct horse battery",
+    });
+
+    expect(message).toBe("Too many attempts — try again in 1 second.");
+  });
+
+  it("falls back to a minute when the 429 names no wait", async () => {
+    answers["/api/v1/auth/login"] = { status: 429, body: { error: "too many requests" } };
+
+    const message = await submit("/signin", { email: "ada@example.com", password: "correct horse battery" });
+
+    expect(message).toBe("Too many attempts — try again in a minute.");
+  });
+
+  it("tells a busy server (503) from a failed one", async () => {
+    answers["/api/v1/auth/login"] = {
+      status: 503,
+      body: { error: "too many sign-ins at once; try again shortly" },
+      headers: { "Retry-After": "1" },
+    };
+
+    const message = await submit("/signin", { email: "ada@example.com", password: "correct horse battery" });
+
+    expect(message).toBe("The server is busy. Try again in a moment.");
+  });
+});
