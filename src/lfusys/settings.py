@@ -231,6 +231,30 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Each signed-in user's account, as every request learns who calls."""
 
 
+class OAuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Sign-in with GitHub and Google. A provider is offered when both its client id and secret are set;
+    its endpoints can point elsewhere (GitHub Enterprise, a test provider)."""
+
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 - a URL, not a secret
+    github_api_url: str = "https://api.github.com"
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    """The OpenID discovery document: authorize, token, userinfo and JWKS endpoints and the issuer."""
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers offered for sign-in, in the order the sign-in page shows them."""
+        configured = {
+            "github": bool(self.github_client_id and self.github_client_secret),
+            "google": bool(self.google_client_id and self.google_client_secret),
+        }
+        return [name for name, ready in configured.items() if ready]
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Runtime configuration, grouped by concern. Field ``x`` of any group is read from ``LFUSYS_X``."""
 
@@ -243,6 +267,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     aws: AwsSettings = msgspec.field(default_factory=AwsSettings)
     kv: KVSettings = msgspec.field(default_factory=KVSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
 
 _GROUPS: dict[str, type[msgspec.Struct]] = {field.name: field.type for field in msgspec.structs.fields(Settings)}
@@ -355,6 +380,20 @@ def _rate_limit_rules(limits: RateLimitSettings) -> list[tuple[str, bool, str]]:
     ]
 
 
+def _oauth_rules(oauth: OAuthSettings) -> list[tuple[str, bool, str]]:
+    """A provider needs both its client id and secret; its endpoints are absolute http(s) URLs."""
+    rules: list[tuple[str, bool, str]] = []
+    for provider in ("github", "google"):
+        client_id, secret = getattr(oauth, f"{provider}_client_id"), getattr(oauth, f"{provider}_client_secret")
+        rules.append(
+            (f"{provider}_client_secret", bool(client_id) == bool(secret), f"must be set with {provider}_client_id")
+        )
+    for name in ("github_authorize_url", "github_token_url", "github_api_url", "google_discovery_url"):
+        url = urlsplit(getattr(oauth, name))
+        rules.append((name, url.scheme in {"http", "https"} and bool(url.netloc), "must be an absolute http(s) URL"))
+    return rules
+
+
 def _check(settings: Settings) -> None:
     """Cross-field and range rules msgspec's types cannot express."""
     core, auth, uploads, queue, aws = settings.core, settings.auth, settings.uploads, settings.queue, settings.aws
@@ -423,6 +462,7 @@ def _check(settings: Settings) -> None:
         ("max_chunk_puts", 2 <= uploads.max_chunk_puts <= 4096, "must be between 2 and 4096"),
         ("max_chunk_puts_per_user", 1 <= uploads.max_chunk_puts_per_user <= 1024, "must be between 1 and 1024"),
         ("download_url_ttl", uploads.download_url_ttl >= timedelta(seconds=10), "must be at least 10s"),
+        *_oauth_rules(settings.oauth),
         (
             "run_worker",
             queue.run_worker or core.backend != "memory",

@@ -285,3 +285,40 @@ def test_the_aws_backend_needs_redis_unless_told_that_each_process_may_keep_its_
 
     assert load_settings({"LFUSYS_BACKEND": "aws", "REDIS_URL": "redis://redis:6379/0"}).core.backend == "aws"
     assert load_settings({"LFUSYS_BACKEND": "aws", "LFUSYS_ALLOW_PROCESS_KV": "true"}).core.backend == "aws"
+
+
+def test_an_oauth_provider_is_offered_only_with_both_its_client_id_and_secret() -> None:
+    none = load_settings({})
+    github = load_settings({"LFUSYS_GITHUB_CLIENT_ID": "id", "LFUSYS_GITHUB_CLIENT_SECRET": "secret"})
+    both = load_settings(
+        {
+            "LFUSYS_GITHUB_CLIENT_ID": "id",
+            "LFUSYS_GITHUB_CLIENT_SECRET": "secret",
+            "LFUSYS_GOOGLE_CLIENT_ID": "id",
+            "LFUSYS_GOOGLE_CLIENT_SECRET": "secret",
+            "LFUSYS_GITHUB_API_URL": "https://github.example.org/api/v3",
+        }
+    )
+
+    assert (none.oauth.providers, github.oauth.providers, both.oauth.providers) == (
+        [],
+        ["github"],
+        ["github", "google"],
+    )
+    assert none.oauth.github_authorize_url == "https://github.com/login/oauth/authorize"
+    assert both.oauth.github_api_url == "https://github.example.org/api/v3"
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"LFUSYS_GITHUB_CLIENT_ID": "id"}, "LFUSYS_GITHUB_CLIENT_SECRET"),
+        ({"LFUSYS_GOOGLE_CLIENT_SECRET": "secret"}, "LFUSYS_GOOGLE_CLIENT_SECRET"),
+        ({"LFUSYS_GITHUB_TOKEN_URL": "github.com/token"}, "LFUSYS_GITHUB_TOKEN_URL"),
+        ({"LFUSYS_GOOGLE_DISCOVERY_URL": "ftp://example.org/x"}, "LFUSYS_GOOGLE_DISCOVERY_URL"),
+        ({"LFUSYS_GITHUB_API_URL": "https://"}, "LFUSYS_GITHUB_API_URL"),
+    ],
+)
+def test_a_half_configured_provider_or_a_bad_endpoint_stops_start_up(variables: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(variables)

@@ -98,9 +98,9 @@ class AuthController(Controller):
         return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=services.cookies.cleared_cookies())
 
     @get("/providers", operation_id="providers")
-    async def providers(self) -> ProviderList:
-        """The OAuth providers this server offers for sign-in (none are configured yet)."""
-        return ProviderList(providers=[])
+    async def providers(self, state: State) -> ProviderList:
+        """The OAuth providers this server offers for sign-in (those whose client id and secret are set)."""
+        return ProviderList(providers=services_from(state).settings.oauth.providers)
 
     @get(
         "/me",
