@@ -14,6 +14,8 @@ import msgspec
 from litestar.datastructures import State
 
 from lfusys.auth.cookies import CookiePolicy
+from lfusys.auth.oauth import OAuthEndpoints
+from lfusys.auth.oauth_state import SignInStates
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.service import AuthService, profile_cache
 from lfusys.auth.tokens import TokenCodec
@@ -47,6 +49,10 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     """Dependencies the service runs without, degraded (readiness reports them but stays 200)."""
     cookies: CookiePolicy
     rate_limits: RateLimits
+    oauth: OAuthEndpoints
+    """Where the configured sign-in providers are."""
+    sign_ins: SignInStates
+    """Sign-ins through a provider between its redirect and its callback (one-time state in the KV)."""
     auth: AuthService
     sessions: UploadSessions
     admission: ChunkAdmission
@@ -140,6 +146,8 @@ def build_services(
         optional_checks={"redis": redis.ping} if redis else {},
         cookies=cookie_policy(settings),
         rate_limits=RateLimits(kv, settings.rate_limits),
+        oauth=OAuthEndpoints(settings.oauth),
+        sign_ins=SignInStates(kv),
         auth=auth,
         sessions=sessions,
         admission=admission,

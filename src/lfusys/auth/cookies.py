@@ -40,6 +40,14 @@ class CookiePolicy(msgspec.Struct, frozen=True, kw_only=True):
             samesite="lax",
         )
 
+    @property
+    def sign_in_state_name(self) -> str:
+        return self._name("lfusys_oauth_state")
+
+    def sign_in_state_cookie(self, secret: str, max_age: timedelta) -> Cookie:
+        """Binds a sign-in through an OAuth provider to this browser until its callback."""
+        return self._cookie(self.sign_in_state_name, secret, int(max_age.total_seconds()))
+
     def session_cookies(self, access_token: str, refresh_token: str) -> list[Cookie]:
         return [
             self._cookie(self.access_name, access_token, int(self.access_ttl.total_seconds())),

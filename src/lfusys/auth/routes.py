@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
 from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.oauth import CALLBACK_PATH, PROVIDER_NAMES, ProviderUnavailable
+from lfusys.auth.oauth_state import STATE_TTL
 from lfusys.auth.records import User
 from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
-from lfusys.errors import NotAuthenticated, error_response, error_responses
+from lfusys.errors import NotAuthenticated, NotFound, error_response, error_responses
 from lfusys.http import requires_json_body
 from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
 from lfusys.services import Services, services_from
+from lfusys.storage.ports import KVUnavailable
 
 
 async def provide_services(state: State) -> Services:
@@ -31,6 +36,11 @@ def _signed_in(services: Services, signed_in: SignedIn) -> Response[UserOut]:
         status_code=HTTP_200_OK,
         cookies=services.cookies.session_cookies(signed_in.access_token, signed_in.refresh_token),
     )
+
+
+def _to_sign_in_page(message: str) -> Redirect:
+    """Back to the web app's sign-in page, which shows ``message`` (never a stack trace or JSON)."""
+    return Redirect(f"/signin?{urlencode({'error': message})}", status_code=HTTP_302_FOUND)
 
 
 class AuthController(Controller):
@@ -101,6 +111,36 @@ class AuthController(Controller):
     async def providers(self, state: State) -> ProviderList:
         """The OAuth providers this server offers for sign-in (those whose client id and secret are set)."""
         return ProviderList(providers=services_from(state).settings.oauth.providers)
+
+    @get(
+        "/{provider:str}/login",
+        operation_id="oauth_login",
+        status_code=HTTP_302_FOUND,
+        responses=error_responses(404, 429),
+    )
+    async def oauth_login(
+        self,
+        services: NamedDependency[Services],
+        provider: FromPath[str],
+        next_path: Annotated[str | None, QueryParameter(name="next")] = None,
+    ) -> Redirect:
+        """Start signing in with ``provider``: off to its approval page, then back to ``next`` (a path on
+        this site). A provider that does not answer sends the browser to the sign-in page, which says so."""
+        if not services.oauth.offers(provider):
+            raise NotFound("unknown sign-in provider")
+        try:
+            endpoints = await services.oauth.of(provider)
+            started = await services.sign_ins.begin(provider, next_path, with_nonce=provider == "google")
+        except ProviderUnavailable as exc:
+            return _to_sign_in_page(str(exc))
+        except KVUnavailable:
+            return _to_sign_in_page(f"Signing in with {PROVIDER_NAMES[provider]} is unavailable right now.")
+        callback = services.settings.core.public_url.rstrip("/") + CALLBACK_PATH.format(provider=provider)
+        return Redirect(
+            services.oauth.authorize_url(provider, endpoints, started, callback),
+            status_code=HTTP_302_FOUND,
+            cookies=[services.cookies.sign_in_state_cookie(started.browser_secret, STATE_TTL)],
+        )
 
     @get(
         "/me",
