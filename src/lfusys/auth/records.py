@@ -12,6 +12,16 @@ class EmailTaken(Exception):
     """Raised by :meth:`UserStore.create` when the (normalised) email already has an account."""
 
 
+class IdentityTaken(Exception):
+    """Raised by :meth:`UserStore.create_with_identity` when the sign-in identity is already linked to a
+    user (sign that user in instead)."""
+
+    def __init__(self, provider: str, provider_user_id: str) -> None:
+        super().__init__(f"{provider} identity {provider_user_id} is linked to another user")
+        self.provider = provider
+        self.provider_user_id = provider_user_id
+
+
 class User(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     email: str

@@ -45,6 +45,28 @@ class UserStore(Protocol):
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
 
+    # Sign-in identities: ``(provider, provider_user_id)``, e.g. ``("github", "583231")``, each linked
+    # to exactly one user; a user may have several (one per provider, or more).
+
+    async def create_with_identity(self, user: User, provider: str, provider_user_id: str) -> None:
+        """Insert ``user`` linked to the identity in one atomic step (a first sign-in through a provider),
+        so no crash leaves the user without it. Raise :class:`~lfusys.auth.records.IdentityTaken` if the
+        identity is linked already (checked first: its user is the one to sign in), else
+        :class:`~lfusys.auth.records.EmailTaken` if the email exists; nothing is stored then."""
+        ...
+
+    async def link_identity(self, user_id: str, provider: str, provider_user_id: str, now: datetime) -> str:
+        """Link the identity to the existing user ``user_id`` unless it is linked already; return the id of
+        the user it is linked to afterwards (the first writer wins: concurrent callers all get the winner)."""
+        ...
+
+    async def get_by_identity(self, provider: str, provider_user_id: str) -> User | None: ...
+
+    async def identities(self, user_id: str) -> list[str]:
+        """The providers of the user's identities, sorted (once per identity). DynamoDB answers from an
+        index, so an identity linked a moment ago may be missing yet."""
+        ...
+
 
 class TokenStore(Protocol):
     """Refresh-token families: one family per sign-in; each refresh spends a token and adds its successor."""

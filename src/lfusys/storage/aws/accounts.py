@@ -2,8 +2,10 @@
 
 One account per email is a conditional write: registering puts an ``emails`` item (email → user id)
 only if none exists, together with the user in one transaction, so of two concurrent registrations
-of one address exactly one succeeds. Spending a refresh token is a conditional update of its
-``rotated_at``, so exactly one concurrent caller rotates it.
+of one address exactly one succeeds. A sign-in identity is an ``identities`` item put only if none
+exists, so its first link wins; a first sign-in writes it in the same transaction as the user.
+Spending a refresh token is a conditional update of its ``rotated_at``, so exactly one concurrent
+caller rotates it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.aws.clients import AwsClients
 from lfusys.storage.aws.dynamo import Table, TransactionCancelled, expression, stamp, transact, unstamp
 
@@ -29,15 +31,58 @@ def _user(item: dict[str, Any]) -> User:
     )
 
 
+def _identity_id(provider: str, provider_user_id: str) -> str:
+    return f"{provider}#{provider_user_id}"
+
+
+def _identity(user_id: str, provider: str, provider_user_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": _identity_id(provider, provider_user_id),
+        "user_id": user_id,
+        "provider": provider,
+        "linked_at": stamp(now),
+    }
+
+
+def _refusal(user: User, exc: TransactionCancelled) -> Exception:
+    """Why a transaction led by :meth:`DynamoUserStore._account_puts` was refused."""
+    if exc.failed(0):
+        return EmailTaken(user.email)
+    if exc.failed(1):
+        return ValueError(f"user {user.id} exists")
+    return exc
+
+
 class DynamoUserStore:
-    """The UserStore port over the ``users`` and ``emails`` tables."""
+    """The UserStore port over the ``users``, ``emails`` and ``identities`` tables."""
 
     def __init__(self, clients: AwsClients) -> None:
         self._client = clients.dynamodb
         self._users = Table(clients.dynamodb, clients.names.table("users"))
         self._emails = Table(clients.dynamodb, clients.names.table("emails"))
+        self._identities = Table(clients.dynamodb, clients.names.table("identities"))
 
     async def create(self, user: User) -> None:
+        try:
+            await transact(self._client, *self._account_puts(user))
+        except TransactionCancelled as exc:
+            raise _refusal(user, exc) from None
+
+    async def create_with_identity(self, user: User, provider: str, provider_user_id: str) -> None:
+        identity = _identity(user.id, provider, provider_user_id, user.created_at)
+        try:
+            await transact(
+                self._client,
+                *self._account_puts(user),
+                self._identities.put_item(identity, expression("attribute_not_exists(#id)")),
+            )
+        except TransactionCancelled as exc:
+            if exc.failed(2):
+                raise IdentityTaken(provider, provider_user_id) from None
+            raise _refusal(user, exc) from None
+
+    def _account_puts(self, user: User) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The conditional puts of the email item and the user item, for :func:`transact`."""
         item = {
             "id": user.id,
             "email": user.email,
@@ -45,20 +90,30 @@ class DynamoUserStore:
             "password_hash": user.password_hash,
             "created_at": stamp(user.created_at),
         }
-        try:
-            await transact(
-                self._client,
-                self._emails.put_item(
-                    {"email": user.email, "user_id": user.id}, expression("attribute_not_exists(#email)")
-                ),
-                self._users.put_item(item, expression("attribute_not_exists(#id)")),
-            )
-        except TransactionCancelled as exc:
-            if exc.failed(0):
-                raise EmailTaken(user.email) from None
-            if exc.failed(1):
-                raise ValueError(f"user {user.id} exists") from None
-            raise
+        return (
+            self._emails.put_item(
+                {"email": user.email, "user_id": user.id}, expression("attribute_not_exists(#email)")
+            ),
+            self._users.put_item(item, expression("attribute_not_exists(#id)")),
+        )
+
+    async def link_identity(self, user_id: str, provider: str, provider_user_id: str, now: datetime) -> str:
+        identity = _identity(user_id, provider, provider_user_id, now)
+        if await self._identities.put(identity, expression("attribute_not_exists(#id)")):
+            return user_id
+        winner = await self._identities.get({"id": identity["id"]})
+        if winner is None:  # unlinked since: identities are never unlinked, so this is not expected
+            raise RuntimeError(f"identity {identity['id']} vanished while being linked")
+        linked: str = winner["user_id"]
+        return linked
+
+    async def get_by_identity(self, provider: str, provider_user_id: str) -> User | None:
+        identity = await self._identities.get({"id": _identity_id(provider, provider_user_id)})
+        return await self.get(identity["user_id"]) if identity else None
+
+    async def identities(self, user_id: str) -> list[str]:
+        items = self._identities.query(expression("#user_id = :user_id", user_id=user_id), index="by-user")
+        return [item["provider"] async for item in items]
 
     async def get(self, user_id: str) -> User | None:
         item = await self._users.get({"id": user_id})

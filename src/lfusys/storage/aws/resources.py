@@ -7,6 +7,9 @@ Tables (on-demand capacity; every key is a string):
 
 - ``users`` (``id``) and ``emails`` (``email`` → ``user_id``): an email item per account makes
   "one account per email" a conditional write.
+- ``identities`` (``id = "<provider>#<provider_user_id>"`` → ``user_id``), with index ``by-user``
+  (``user_id``, ``provider``): an identity item per sign-in identity makes "linked to exactly one user" a
+  conditional write, and the index lists a user's identities.
 - ``token-families`` (``id``) and ``refresh-tokens`` (``jti``, expired by DynamoDB's TTL on ``ttl``).
 - ``uploads`` (``id``, ``sk``): the session item has ``sk = "session"``; chunk ``n`` has
   ``sk = "chunk#00042"`` (zero-padded, so a query returns chunks in order). The session item carries
@@ -77,6 +80,7 @@ def _index(name: str, *keys: str) -> dict[str, Any]:
 TABLES: dict[str, dict[str, Any]] = {
     "users": {"KeySchema": _key("id")},
     "emails": {"KeySchema": _key("email")},
+    "identities": {"KeySchema": _key("id"), "GlobalSecondaryIndexes": [_index("by-user", "user_id", "provider")]},
     "token-families": {"KeySchema": _key("id")},
     "refresh-tokens": {"KeySchema": _key("jti"), "ttl": "ttl"},
     "uploads": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.local.database import Database, db_time, from_db_time
 
 
@@ -19,20 +19,62 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
+def _insert_user(connection: sqlite3.Connection, user: User) -> None:
+    try:
+        connection.execute(
+            "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            (user.id, user.email, user.name, user.password_hash, db_time(user.created_at)),
+        )
+    except sqlite3.IntegrityError as exc:
+        if "users.email" in str(exc):
+            raise EmailTaken(user.email) from None
+        raise
+
+
+_LINK = (
+    "INSERT INTO user_identities (provider, provider_user_id, user_id, linked_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (provider, provider_user_id) DO NOTHING"
+)
+_LINKED_USER = "SELECT user_id FROM user_identities WHERE provider = ? AND provider_user_id = ?"
+
+
 class SqliteUserStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
     async def create(self, user: User) -> None:
-        try:
-            await self._db.execute(
-                "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                (user.id, user.email, user.name, user.password_hash, db_time(user.created_at)),
-            )
-        except sqlite3.IntegrityError as exc:
-            if "users.email" in str(exc):
-                raise EmailTaken(user.email) from None
-            raise
+        await self._db.run(lambda connection: _insert_user(connection, user))
+
+    async def create_with_identity(self, user: User, provider: str, provider_user_id: str) -> None:
+        def create(connection: sqlite3.Connection) -> None:
+            if connection.execute(_LINKED_USER, (provider, provider_user_id)).fetchone():
+                raise IdentityTaken(provider, provider_user_id)
+            _insert_user(connection, user)
+            connection.execute(_LINK, (provider, provider_user_id, user.id, db_time(user.created_at)))
+
+        await self._db.transaction(create)
+
+    async def link_identity(self, user_id: str, provider: str, provider_user_id: str, now: datetime) -> str:
+        def link(connection: sqlite3.Connection) -> str:
+            connection.execute(_LINK, (provider, provider_user_id, user_id, db_time(now)))
+            linked: str = connection.execute(_LINKED_USER, (provider, provider_user_id)).fetchone()["user_id"]
+            return linked
+
+        return await self._db.transaction(link)
+
+    async def get_by_identity(self, provider: str, provider_user_id: str) -> User | None:
+        row = await self._db.fetch_one(
+            "SELECT u.* FROM user_identities i JOIN users u ON u.id = i.user_id"
+            " WHERE i.provider = ? AND i.provider_user_id = ?",
+            (provider, provider_user_id),
+        )
+        return _user(row) if row else None
+
+    async def identities(self, user_id: str) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT provider FROM user_identities WHERE user_id = ? ORDER BY provider", (user_id,)
+        )
+        return [row["provider"] for row in rows]
 
     async def get(self, user_id: str) -> User | None:
         row = await self._db.fetch_one("SELECT * FROM users WHERE id = ?", (user_id,))

@@ -11,16 +11,17 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.memory.metadata import FamilyRow, MemoryMetadata, TokenRow
 
 
 class MemoryUserStore:
-    """The UserStore port: users by id, and their ids by (normalised) email."""
+    """The UserStore port: users by id, and their ids by (normalised) email and by sign-in identity."""
 
     def __init__(self, metadata: MemoryMetadata) -> None:
         self._users = metadata.users
         self._ids_by_email = metadata.user_ids_by_email
+        self._ids_by_identity = metadata.user_ids_by_identity
 
     async def create(self, user: User) -> None:
         if user.email in self._ids_by_email:
@@ -29,6 +30,22 @@ class MemoryUserStore:
             raise ValueError(f"user {user.id} exists")
         self._users[user.id] = user
         self._ids_by_email[user.email] = user.id
+
+    async def create_with_identity(self, user: User, provider: str, provider_user_id: str) -> None:
+        if (provider, provider_user_id) in self._ids_by_identity:
+            raise IdentityTaken(provider, provider_user_id)
+        await self.create(user)  # completes without suspending, so nothing runs in between
+        self._ids_by_identity[provider, provider_user_id] = user.id
+
+    async def link_identity(self, user_id: str, provider: str, provider_user_id: str, now: datetime) -> str:
+        return self._ids_by_identity.setdefault((provider, provider_user_id), user_id)
+
+    async def get_by_identity(self, provider: str, provider_user_id: str) -> User | None:
+        user_id = self._ids_by_identity.get((provider, provider_user_id))
+        return self._users.get(user_id) if user_id is not None else None
+
+    async def identities(self, user_id: str) -> list[str]:
+        return sorted(provider for (provider, _), owner in self._ids_by_identity.items() if owner == user_id)
 
     async def get(self, user_id: str) -> User | None:
         return self._users.get(user_id)

@@ -57,6 +57,8 @@ class MemoryMetadata:
         del clock
         self.users: dict[str, User] = {}
         self.user_ids_by_email: dict[str, str] = {}
+        self.user_ids_by_identity: dict[tuple[str, str], str] = {}
+        """``(provider, provider_user_id)`` → user id."""
         self.families: dict[str, FamilyRow] = {}
         self.refresh_tokens: dict[str, TokenRow] = {}
         usage = _Usage()
