@@ -13,8 +13,9 @@ import msgspec
 import structlog
 from email_validator import EmailNotValidError, validate_email
 
+from lfusys.auth.oauth import PROVIDER_NAMES
 from lfusys.auth.passwords import Passwords
-from lfusys.auth.records import EmailTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
 from lfusys.cache import OwnedCache
 from lfusys.clock import Clock, utc_now
@@ -59,6 +60,21 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     user: User
     access_token: str
     refresh_token: str
+
+
+class ProviderIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a provider says the browser's user is."""
+
+    provider: str
+    subject: str
+    """The provider's own, stable id of the user."""
+    email: str
+    email_verified: bool
+    name: str | None = None
+
+
+class IdentityRefused(Exception):
+    """The provider's answer cannot sign anyone in; the message is for the user."""
 
 
 class AuthService:
@@ -117,6 +133,50 @@ class AuthService:
             await self._profiles.changed(user.id)
             log.info("password rehashed", user_id=user.id)
         return await self._start_session(user)
+
+    async def sign_in_with_identity(self, identity: ProviderIdentity) -> SignedIn:
+        """Sign in the account a provider vouches for: the one linked to this identity; else the account
+        with the identity's email, linked now (only when the provider says the email is verified); else
+        a new account (password-less until one is set). Raises :class:`IdentityRefused`."""
+        user = await self._users.get_by_identity(identity.provider, identity.subject)
+        if user is None:
+            user = await self._link_or_create(identity)
+        return await self._start_session(user)
+
+    async def _link_or_create(self, identity: ProviderIdentity) -> User:
+        provider = PROVIDER_NAMES.get(identity.provider, identity.provider)
+        if not identity.email_verified:
+            raise IdentityRefused(f"{provider} did not confirm your email address, so it cannot be used to sign in.")
+        email = normalise_email(identity.email)
+        existing = await self._users.get_by_email(email)
+        if existing is None:
+            fresh = User(
+                id=uuid.uuid4().hex,
+                email=email,
+                name=clean_name(identity.name or email.split("@", 1)[0]),
+                password_hash=None,
+                created_at=self._clock(),
+            )
+            try:
+                await self._users.create_with_identity(fresh, identity.provider, identity.subject)
+                log.info("user registered", user_id=fresh.id, provider=identity.provider)
+                return fresh
+            except IdentityTaken:  # the same first sign-in, a moment earlier (another tab, another replica)
+                linked = await self._users.get_by_identity(identity.provider, identity.subject)
+                if linked is not None:
+                    return linked
+                raise
+            except EmailTaken:  # registered with a password a moment ago: link to it below
+                existing = await self._users.get_by_email(email)
+                if existing is None:
+                    raise
+        owner_id = await self._users.link_identity(existing.id, identity.provider, identity.subject, self._clock())
+        await self._profiles.changed(owner_id)
+        owner = existing if owner_id == existing.id else await self._users.get(owner_id)
+        if owner is None:
+            raise IdentityRefused(f"The {provider} account is linked to an account that no longer exists.")
+        log.info("provider linked", user_id=owner.id, provider=identity.provider)
+        return owner
 
     async def refresh(self, refresh_token: str | None) -> SignedIn:
         """Rotate both tokens. A refresh token presented again after the grace window revokes its
