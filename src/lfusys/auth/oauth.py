@@ -10,12 +10,14 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 import msgspec
 
 from lfusys.auth.oauth_state import Started
 from lfusys.settings import OAuthSettings
 
 DISCOVERY_TIMEOUT = httpx.Timeout(5.0)
+EXCHANGE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 CALLBACK_PATH = "/api/v1/auth/{provider}/callback"
 """Where a provider sends the browser back (registered with the provider as the redirect URI)."""
 _SCOPES = {"github": "read:user user:email", "google": "openid email profile"}
@@ -24,6 +26,33 @@ PROVIDER_NAMES = {"github": "GitHub", "google": "Google"}
 
 class ProviderUnavailable(Exception):
     """The provider did not answer, or answered nonsense; the message names it for the user."""
+
+
+class ProviderIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a provider says the browser's user is."""
+
+    provider: str
+    subject: str
+    """The provider's own, stable id of the user."""
+    email: str
+    email_verified: bool
+    name: str | None = None
+
+
+class IdentityRefused(Exception):
+    """The provider's answer cannot sign anyone in; the message is for the user."""
+
+
+class _GitHubUser(msgspec.Struct, frozen=True):
+    id: int
+    login: str
+    name: str | None = None
+
+
+class _GitHubEmail(msgspec.Struct, frozen=True):
+    email: str
+    primary: bool = False
+    verified: bool = False
 
 
 class Endpoints(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +114,99 @@ class OAuthEndpoints:
             profile=found.userinfo_endpoint,
             jwks=found.jwks_uri,
             issuer=found.issuer,
+        )
+
+    async def identity(
+        self, provider: str, endpoints: Endpoints, *, code: str, verifier: str, redirect_uri: str, nonce: str | None
+    ) -> ProviderIdentity:
+        """Exchange the code (with the PKCE verifier) and read who signed in. Raises
+        :class:`ProviderUnavailable` or :class:`IdentityRefused`."""
+        name = PROVIDER_NAMES[provider]
+        try:
+            async with httpx.AsyncClient(timeout=EXCHANGE_TIMEOUT) as http:
+                tokens = await self._exchange(http, provider, endpoints, code, verifier, redirect_uri)
+                if provider == "github":
+                    return await self._github_identity(http, endpoints, tokens)
+                return await self._google_identity(http, endpoints, tokens, nonce)
+        except (httpx.TransportError, httpx.HTTPStatusError, msgspec.DecodeError) as exc:
+            raise ProviderUnavailable(f"{name} is not answering. Please try again in a moment.") from exc
+
+    async def _exchange(
+        self, http: httpx.AsyncClient, provider: str, endpoints: Endpoints, code: str, verifier: str, redirect_uri: str
+    ) -> dict[str, object]:
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": self.client_id(provider),
+            "client_secret": str(getattr(self._settings, f"{provider}_client_secret")),
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+        response = await http.post(endpoints.token, data=form, headers={"accept": "application/json"})
+        if response.status_code >= 500:
+            response.raise_for_status()
+        tokens = msgspec.json.decode(response.content, type=dict[str, object])
+        # GitHub answers a refused code with 200 and an "error"; others with 400 or 401.
+        if response.status_code != 200 or "error" in tokens:
+            raise IdentityRefused(f"{PROVIDER_NAMES[provider]} refused the sign-in. Please try again.")
+        return tokens
+
+    async def _github_identity(
+        self, http: httpx.AsyncClient, endpoints: Endpoints, tokens: dict[str, object]
+    ) -> ProviderIdentity:
+        headers = {"authorization": f"Bearer {tokens.get('access_token')}", "accept": "application/json"}
+        user_response = await http.get(f"{endpoints.profile}/user", headers=headers)
+        user_response.raise_for_status()
+        emails_response = await http.get(f"{endpoints.profile}/user/emails", headers=headers)
+        emails_response.raise_for_status()
+        user = msgspec.json.decode(user_response.content, type=_GitHubUser)
+        emails = msgspec.json.decode(emails_response.content, type=list[_GitHubEmail])
+        primary = next((entry for entry in emails if entry.primary and entry.verified), None)
+        if primary is None:
+            raise IdentityRefused(
+                "GitHub has no verified primary email address for you, so it cannot be used to sign in."
+            )
+        return ProviderIdentity(
+            provider="github",
+            subject=str(user.id),
+            email=primary.email,
+            email_verified=True,
+            name=user.name or user.login,
+        )
+
+    async def _google_identity(
+        self, http: httpx.AsyncClient, endpoints: Endpoints, tokens: dict[str, object], nonce: str | None
+    ) -> ProviderIdentity:
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str) or endpoints.jwks is None:
+            raise IdentityRefused("Google refused the sign-in. Please try again.")
+        keys_response = await http.get(endpoints.jwks)
+        keys_response.raise_for_status()
+        try:
+            keys = jwt.PyJWKSet.from_json(keys_response.text)
+            key = next(key for key in keys.keys if key.key_id == jwt.get_unverified_header(id_token).get("kid"))
+            claims = jwt.decode(
+                id_token,
+                key,
+                algorithms=["RS256"],
+                audience=self.client_id("google"),
+                issuer=endpoints.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except (jwt.PyJWTError, StopIteration) as exc:
+            raise IdentityRefused("Google's answer could not be verified. Please try again.") from exc
+        if nonce is None or claims.get("nonce") != nonce:
+            raise IdentityRefused("Google's answer could not be verified. Please try again.")
+        email = claims.get("email")
+        if not isinstance(email, str):
+            raise IdentityRefused("Google did not give an email address, so it cannot be used to sign in.")
+        name = claims.get("name")
+        return ProviderIdentity(
+            provider="google",
+            subject=str(claims["sub"]),
+            email=email,
+            email_verified=claims.get("email_verified") is True,
+            name=name if isinstance(name, str) else None,
         )
 
     def authorize_url(self, provider: str, endpoints: Endpoints, started: Started, redirect_uri: str) -> str:

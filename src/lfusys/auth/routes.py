@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -14,8 +15,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
 from lfusys.auth.middleware import provide_current_user, requires_user
-from lfusys.auth.oauth import CALLBACK_PATH, PROVIDER_NAMES, ProviderUnavailable
-from lfusys.auth.oauth_state import STATE_TTL
+from lfusys.auth.oauth import CALLBACK_PATH, PROVIDER_NAMES, IdentityRefused, ProviderUnavailable
+from lfusys.auth.oauth_state import STATE_TTL, SignInRefused
 from lfusys.auth.records import User
 from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
@@ -38,9 +39,9 @@ def _signed_in(services: Services, signed_in: SignedIn) -> Response[UserOut]:
     )
 
 
-def _to_sign_in_page(message: str) -> Redirect:
+def _to_sign_in_page(message: str, *cookies: Cookie) -> Redirect:
     """Back to the web app's sign-in page, which shows ``message`` (never a stack trace or JSON)."""
-    return Redirect(f"/signin?{urlencode({'error': message})}", status_code=HTTP_302_FOUND)
+    return Redirect(f"/signin?{urlencode({'error': message})}", status_code=HTTP_302_FOUND, cookies=list(cookies))
 
 
 class AuthController(Controller):
@@ -141,6 +142,47 @@ class AuthController(Controller):
             status_code=HTTP_302_FOUND,
             cookies=[services.cookies.sign_in_state_cookie(started.browser_secret, STATE_TTL)],
         )
+
+    @get(
+        "/{provider:str}/callback",
+        operation_id="oauth_callback",
+        status_code=HTTP_302_FOUND,
+        responses=error_responses(404, 429),
+    )
+    async def oauth_callback(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        provider: FromPath[str],
+        code: Annotated[str | None, QueryParameter()] = None,
+        returned_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        error: Annotated[str | None, QueryParameter()] = None,
+    ) -> Redirect:
+        """Where the provider sends the browser back: the sign-in is finished and the browser lands on the
+        page it started from, signed in; anything wrong lands it on the sign-in page, which says what."""
+        if not services.oauth.offers(provider):
+            raise NotFound("unknown sign-in provider")
+        name = PROVIDER_NAMES[provider]
+        cleared = services.cookies.sign_in_state_cookie("", timedelta(0))
+        try:
+            secret = request.cookies.get(services.cookies.sign_in_state_name)
+            pending = await services.sign_ins.take(provider, returned_state, secret)
+            if error:
+                raise SignInRefused(f"{name} did not allow the sign-in.")
+            if not code:
+                raise SignInRefused("The sign-in could not be completed: the provider's answer was incomplete.")
+            callback = services.settings.core.public_url.rstrip("/") + CALLBACK_PATH.format(provider=provider)
+            endpoints = await services.oauth.of(provider)
+            identity = await services.oauth.identity(
+                provider, endpoints, code=code, verifier=pending.verifier, redirect_uri=callback, nonce=pending.nonce
+            )
+            signed_in = await services.auth.sign_in_with_identity(identity)
+        except (SignInRefused, ProviderUnavailable, IdentityRefused) as exc:
+            return _to_sign_in_page(str(exc), cleared)
+        except KVUnavailable:
+            return _to_sign_in_page(f"Signing in with {name} is unavailable right now.", cleared)
+        cookies = services.cookies.session_cookies(signed_in.access_token, signed_in.refresh_token)
+        return Redirect(pending.next, status_code=HTTP_302_FOUND, cookies=[*cookies, cleared])
 
     @get(
         "/me",

@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from email_validator import EmailNotValidError, validate_email
 
-from lfusys.auth.oauth import PROVIDER_NAMES
+from lfusys.auth.oauth import PROVIDER_NAMES, IdentityRefused, ProviderIdentity
 from lfusys.auth.passwords import Passwords
 from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
@@ -60,21 +60,6 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     user: User
     access_token: str
     refresh_token: str
-
-
-class ProviderIdentity(msgspec.Struct, frozen=True, kw_only=True):
-    """Who a provider says the browser's user is."""
-
-    provider: str
-    subject: str
-    """The provider's own, stable id of the user."""
-    email: str
-    email_verified: bool
-    name: str | None = None
-
-
-class IdentityRefused(Exception):
-    """The provider's answer cannot sign anyone in; the message is for the user."""
 
 
 class AuthService:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from lfusys.auth.service import IdentityRefused, ProviderIdentity
+from lfusys.auth.oauth import IdentityRefused, ProviderIdentity
 from lfusys.services import Services
 from tests.support import AppClient, login, register, services_of
 
