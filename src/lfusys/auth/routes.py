@@ -191,6 +191,6 @@ class AuthController(Controller):
         guards=[requires_user],
         dependencies={"current_user": Provide(provide_current_user)},
     )
-    async def me(self, current_user: NamedDependency[User]) -> UserOut:
-        """The signed-in user."""
-        return UserOut.of(current_user)
+    async def me(self, current_user: NamedDependency[User], services: NamedDependency[Services]) -> UserOut:
+        """The signed-in user, with every way they can sign in."""
+        return UserOut.of(current_user, await services.backend.users.identities(current_user.id))

@@ -28,10 +28,12 @@ class UserOut(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     name: str
     providers: list[str]
+    """How the user can sign in: ``password`` (if set), then each linked provider."""
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(id=user.id, email=user.email, name=user.name, providers=list(user.providers))
+    def of(cls, user: User, linked: list[str] | None = None) -> UserOut:
+        providers = [*user.providers, *(linked or [])]
+        return cls(id=user.id, email=user.email, name=user.name, providers=providers)
 
 
 class ProviderList(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ import pytest
 
 from lfusys.auth.oauth import IdentityRefused, ProviderIdentity
 from lfusys.services import Services
-from tests.support import AppClient, login, register, services_of
+from tests.support import API, AppClient, login, register, services_of
 
 OCTO = ProviderIdentity(provider="github", subject="12345", email="Octo@Example.com", email_verified=True, name="Octo")
 
@@ -43,6 +43,7 @@ async def test_a_verified_email_links_the_provider_to_the_existing_account(
     assert signed_in.user.id == again.user.id == existing.id
     assert await services.backend.users.identities(existing.id) == ["github", "google"]
     assert (await login(client, "octo@example.com")).status_code == 200  # the password still works
+    assert (await client.get(f"{API}/auth/me")).json()["providers"] == ["password", "github", "google"]
 
 
 @pytest.mark.parametrize("registered", [False, True])

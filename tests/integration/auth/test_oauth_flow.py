@@ -68,6 +68,7 @@ async def test_a_first_sign_in_creates_the_account_and_lands_on_the_page_it_came
     assert landed.headers["location"] == "/files?page=2"
     assert me.status_code == 200
     assert me.json()["email"] == "octo@example.com"
+    assert me.json()["providers"] == [name]  # no password: an account made by the provider
     sent = provider.token_requests[-1].fields
     assert "code_verifier" in sent  # PKCE all the way
 
