@@ -220,6 +220,8 @@ export function deleteFile(fileId: string): Promise<void> {
 }
 
 /** Provider sign-in starts with a full-page navigation (OAuth redirects), not a fetch. */
-export function providerLoginUrl(provider: string): string {
-  return `${BASE}/auth/${encodeURIComponent(provider)}/login`;
+/** Where "Continue with …" goes: the server redirects to the provider, and after the sign-in back to `next`. */
+export function providerLoginUrl(provider: string, next?: string): string {
+  const query = next ? `?${new URLSearchParams({ next }).toString()}` : "";
+  return `${BASE}/auth/${encodeURIComponent(provider)}/login${query}`;
 }

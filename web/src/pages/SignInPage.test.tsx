@@ -134,3 +134,56 @@ describe("the sign-in page when the server limits attempts", () => {
     expect(message).toBe("The server is busy. Try again in a moment.");
   });
 });
+
+describe("the sign-in page and the sign-in providers", () => {
+  let container: HTMLDivElement;
+  let root: Root;
+
+  beforeEach(() => {
+    vi.stubGlobal("fetch", async (url: string) => {
+      if (url !== "/api/v1/auth/providers") throw new Error(`unexpected fetch ${url}`);
+      return json({ status: 200, body: { providers: ["github", "google"] } });
+    });
+    container = document.createElement("div");
+    document.body.append(container);
+    root = createRoot(container);
+  });
+
+  afterEach(() => {
+    act(() => root.unmount());
+    container.remove();
+    vi.unstubAllGlobals();
+  });
+
+  async function render(entry: string | { pathname: string; state: unknown }): Promise<void> {
+    await act(async () => {
+      root.render(
+        <MemoryRouter initialEntries={[entry]}>
+          <SignInPage />
+        </MemoryRouter>,
+      );
+    });
+  }
+
+  it("offers each provider, coming back to the page that asked for a sign-in", async () => {
+    await render({ pathname: "/signin", state: { from: { pathname: "/files", search: "?page=2" } } });
+
+    const links = await until(() => {
+      const found = [...container.querySelectorAll<HTMLAnchorElement>("a[href*='/auth/']")];
+      return found.length === 2 ? found : null;
+    });
+
+    expect(links.map((link) => link.textContent)).toEqual(["Continue with GitHub", "Continue with Google"]);
+    const github = new URL(links[0].getAttribute("href")!, "http://localhost");
+    expect(github.pathname).toBe("/api/v1/auth/github/login");
+    expect(github.searchParams.get("next")).toMatch(/^\//);
+  });
+
+  it("shows the server's words when a provider sign-in came back with an error", async () => {
+    await render("/signin?error=GitHub%20is%20not%20answering.%20Please%20try%20again%20in%20a%20moment.");
+
+    const alert = await until(() => container.querySelector('[data-testid="form-error"]'));
+
+    expect(alert.textContent).toContain("GitHub is not answering. Please try again in a moment.");
+  });
+});

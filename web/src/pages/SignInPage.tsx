@@ -125,7 +125,8 @@ export function SignInPage() {
   const [password, setPassword] = useState("");
   const [showPassword, setShowPassword] = useState(false);
   const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
+  // A sign-in through a provider that went wrong comes back here with the server's words in ?error=.
+  const [formError, setFormError] = useState<string | null>(() => params.get("error"));
   const [busy, setBusy] = useState(false);
   const [providers, setProviders] = useState<string[]>([]);
   const refs = {
@@ -203,7 +204,7 @@ export function SignInPage() {
           <>
             <div className="flex flex-col gap-2">
               {providers.map((provider) => (
-                <a key={provider} href={api.providerLoginUrl(provider)} className={buttonClass("secondary", "md", "w-full")}>
+                <a key={provider} href={api.providerLoginUrl(provider, destination)} className={buttonClass("secondary", "md", "w-full")}>
                   Continue with {PROVIDER_NAMES[provider] ?? provider.charAt(0).toUpperCase() + provider.slice(1)}
                 </a>
               ))}
