@@ -371,6 +371,16 @@ class BlobStore(Protocol):
     async def delete_file(self, file_id: str) -> None: ...
 
 
+async def copy_as_one_part(store: BlobStore, file_id: str, upload_id: str, chunk: ChunkSpan) -> int:
+    """:meth:`BlobStore.copy_chunk_as_file` for a store with no cheaper way: an assembly of one part."""
+    assembly_id = await store.start_assembly(file_id)
+    try:
+        parts = await store.copy_parts(file_id, assembly_id, upload_id, [chunk])
+        return await store.complete_assembly(file_id, assembly_id, parts)
+    finally:
+        await store.abort_assembly(file_id, assembly_id)  # nothing left once completed
+
+
 # --- storage events ------------------------------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ from lfusys.storage.ports import (
     Part,
     StorageFull,
     UploadRemoved,
+    copy_as_one_part,
 )
 
 log = structlog.get_logger(__name__)
@@ -320,13 +321,7 @@ class LocalBlobStore:
         return size
 
     async def copy_chunk_as_file(self, file_id: str, upload_id: str, chunk: ChunkSpan) -> int:
-        # No cheaper way here than an assembly of one part.
-        assembly_id = await self.start_assembly(file_id)
-        try:
-            parts = await self.copy_parts(file_id, assembly_id, upload_id, [chunk])
-            return await self.complete_assembly(file_id, assembly_id, parts)
-        finally:
-            await self.abort_assembly(file_id, assembly_id)  # nothing left once completed
+        return await copy_as_one_part(self, file_id, upload_id, chunk)
 
     async def abort_assembly(self, file_id: str, assembly_id: str) -> None:
         directory = self._assembly_dir(file_id, assembly_id)

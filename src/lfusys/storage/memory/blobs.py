@@ -31,6 +31,7 @@ from lfusys.storage.ports import (
     ChunkWrongSize,
     Part,
     UploadRemoved,
+    copy_as_one_part,
 )
 
 log = structlog.get_logger(__name__)
@@ -191,13 +192,7 @@ class MemoryBlobStore:
         return sum(map(len, joined))
 
     async def copy_chunk_as_file(self, file_id: str, upload_id: str, chunk: ChunkSpan) -> int:
-        # No cheaper way here than an assembly of one part.
-        assembly_id = await self.start_assembly(file_id)
-        try:
-            parts = await self.copy_parts(file_id, assembly_id, upload_id, [chunk])
-            return await self.complete_assembly(file_id, assembly_id, parts)
-        finally:
-            await self.abort_assembly(file_id, assembly_id)  # nothing left once completed
+        return await copy_as_one_part(self, file_id, upload_id, chunk)
 
     async def abort_assembly(self, file_id: str, assembly_id: str) -> None:
         self._assemblies.pop((checked_id(file_id), checked_id(assembly_id)), None)
