@@ -25,8 +25,8 @@ from botocore.exceptions import ClientError
 from lfusys.files.ranges import ByteRange
 from lfusys.files.service import content_disposition
 from lfusys.storage.aws.blobs import S3BlobStore
-from lfusys.storage.aws.clients import AwsClients, open_clients
-from lfusys.storage.aws.migrate import create_resources, error_code
+from lfusys.storage.aws.clients import AwsClients, error_code, open_clients
+from lfusys.storage.aws.migrate import create_resources
 from lfusys.storage.aws.queue import SqsEventQueue
 from lfusys.storage.aws.resources import Names
 from lfusys.storage.objects import ChunkStored, chunk_key, chunks_in_event, file_key, upload_prefix

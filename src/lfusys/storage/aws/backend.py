@@ -17,9 +17,9 @@ from lfusys.keys import ServerKeys
 from lfusys.settings import Settings
 from lfusys.storage.aws.accounts import DynamoTokenStore, DynamoUserStore
 from lfusys.storage.aws.blobs import S3BlobStore
-from lfusys.storage.aws.clients import AwsClients, open_clients
+from lfusys.storage.aws.clients import AwsClients, error_code, open_clients
 from lfusys.storage.aws.files import DynamoFileStore
-from lfusys.storage.aws.migrate import create_resources, error_code
+from lfusys.storage.aws.migrate import create_resources
 from lfusys.storage.aws.queue import SqsEventQueue
 from lfusys.storage.aws.uploads import DynamoUploadStore
 from lfusys.storage.memory.kv import MemoryKV

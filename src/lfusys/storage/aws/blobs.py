@@ -28,8 +28,7 @@ from botocore.exceptions import ClientError
 
 from lfusys.files.ranges import ByteRange
 from lfusys.files.service import content_disposition
-from lfusys.storage.aws.clients import AwsClients
-from lfusys.storage.aws.migrate import error_code
+from lfusys.storage.aws.clients import AwsClients, error_code
 from lfusys.storage.objects import checked_id, chunk_key, file_key, object_created_event, upload_prefix
 from lfusys.storage.ports import (
     AssemblyLost,

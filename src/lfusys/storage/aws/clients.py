@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import aioboto3
 from aiobotocore.config import AioConfig as Config
+from botocore.exceptions import ClientError
 
 from lfusys.settings import AwsSettings
 from lfusys.storage.aws.resources import Names
@@ -29,6 +30,11 @@ LONGEST_POLL = 20
 """Seconds an SQS long poll may wait (SQS's limit)."""
 _POOL = 64
 """Connections per client: chunk PUTs, part copies and lookups all run at once."""
+
+
+def error_code(exc: ClientError) -> str:
+    """The code of an AWS error (``NoSuchKey``, ``ConditionalCheckFailedException``, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)

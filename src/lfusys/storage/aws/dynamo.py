@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lfusys.storage.aws.clients import error_code
 from lfusys.storage.aws.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:  # the client types are stubs, installed for development only
@@ -30,10 +31,6 @@ def stamp(moment: datetime) -> str:
 
 def unstamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class TransactionCancelled(Exception):

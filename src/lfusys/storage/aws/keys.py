@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from lfusys.keys import KEY_NAMES, ServerKeys, new_key, with_environment
 from lfusys.settings import Settings
 from lfusys.storage.aws.backend import ensure_resources, not_ready
-from lfusys.storage.aws.clients import open_clients
-from lfusys.storage.aws.dynamo import Table, error_code, expression
+from lfusys.storage.aws.clients import error_code, open_clients
+from lfusys.storage.aws.dynamo import Table, expression
 
 _ITEM = {"name": "server-keys"}
 

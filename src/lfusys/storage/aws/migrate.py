@@ -23,7 +23,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from lfusys.settings import Settings
-from lfusys.storage.aws.clients import AwsClients
+from lfusys.storage.aws.clients import AwsClients, error_code
 from lfusys.storage.aws.resources import TABLES, table_definition
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ _OTHER_TARGETS = ("TopicConfigurations", "LambdaFunctionConfigurations", "EventB
 
 class ResourceConflict(RuntimeError):
     """A resource exists but cannot be used as configured; the message says which, and what to change."""
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 async def create_resources(clients: AwsClients, settings: Settings) -> list[str]:

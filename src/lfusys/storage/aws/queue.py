@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 from botocore.exceptions import ClientError
 
-from lfusys.storage.aws.clients import LONGEST_POLL, AwsClients
-from lfusys.storage.aws.migrate import error_code
+from lfusys.storage.aws.clients import LONGEST_POLL, AwsClients, error_code
 from lfusys.storage.ports import DeadLetter, QueueMessage
 
 if TYPE_CHECKING:  # the client types are stubs, installed for development only
