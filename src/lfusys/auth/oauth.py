@@ -1,5 +1,8 @@
 """Sign-in with GitHub and Google (OAuth 2.0 authorization code with PKCE; OpenID Connect for Google):
-where each provider's endpoints are, and the URL a browser is sent to.
+where each provider's endpoints are, the URL a browser is sent to, and who the provider says signed in.
+
+Authlib writes the protocol's messages (the authorization URL, the token request); httpx carries them;
+PyJWT checks Google's ID token against the keys Google publishes.
 
 GitHub's endpoints come from the settings (github.com's by default, or a GitHub Enterprise server's);
 Google's from its OpenID discovery document, fetched once per process with a short timeout.
@@ -7,11 +10,10 @@ Google's from its OpenID discovery document, fetched once per process with a sho
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import httpx
 import jwt
 import msgspec
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 
 from lfusys.auth.oauth_state import Started
 from lfusys.settings import OAuthSettings
@@ -134,15 +136,16 @@ class OAuthEndpoints:
     async def _exchange(
         self, http: httpx.AsyncClient, provider: str, endpoints: Endpoints, code: str, verifier: str, redirect_uri: str
     ) -> dict[str, object]:
-        form = {
-            "grant_type": "authorization_code",
-            "client_id": self.client_id(provider),
-            "client_secret": str(getattr(self._settings, f"{provider}_client_secret")),
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        }
-        response = await http.post(endpoints.token, data=form, headers={"accept": "application/json"})
+        body = prepare_token_request(
+            "authorization_code",
+            redirect_uri=redirect_uri,
+            code=code,
+            code_verifier=verifier,
+            client_id=self.client_id(provider),
+            client_secret=str(getattr(self._settings, f"{provider}_client_secret")),
+        )
+        headers = {"accept": "application/json", "content-type": "application/x-www-form-urlencoded"}
+        response = await http.post(endpoints.token, content=body, headers=headers)
         if response.status_code >= 500:
             response.raise_for_status()
         tokens = msgspec.json.decode(response.content, type=dict[str, object])
@@ -211,16 +214,16 @@ class OAuthEndpoints:
 
     def authorize_url(self, provider: str, endpoints: Endpoints, started: Started, redirect_uri: str) -> str:
         """Where the browser goes to approve the sign-in at the provider."""
-        query = {
-            "response_type": "code",
-            "client_id": self.client_id(provider),
-            "redirect_uri": redirect_uri,
-            "scope": _SCOPES[provider],
-            "state": started.state,
-            "code_challenge": started.challenge,
-            "code_challenge_method": "S256",
-        }
-        if started.nonce is not None:
-            query["nonce"] = started.nonce
-        separator = "&" if "?" in endpoints.authorize else "?"
-        return f"{endpoints.authorize}{separator}{urlencode(query)}"
+        url = prepare_grant_uri(
+            endpoints.authorize,
+            client_id=self.client_id(provider),
+            response_type="code",
+            redirect_uri=redirect_uri,
+            scope=_SCOPES[provider],
+            state=started.state,
+            code_challenge=started.challenge,
+            code_challenge_method="S256",
+            nonce=started.nonce,
+        )
+        assert isinstance(url, str)
+        return url

@@ -12,13 +12,13 @@ going on without its checks.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 from datetime import timedelta
 
 import msgspec
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from lfusys.storage.ports import KV
 
@@ -62,8 +62,9 @@ def safe_next(candidate: str | None) -> str:
 def pkce_pair() -> tuple[str, str]:
     """A PKCE code verifier and its ``S256`` challenge (RFC 7636)."""
     verifier = secrets.token_urlsafe(48)  # 64 characters, within the 43 to 128 allowed
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    challenge = create_s256_code_challenge(verifier)
+    assert isinstance(challenge, str)
+    return verifier, challenge
 
 
 def _digest(secret: str) -> str:
