@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
@@ -18,7 +18,7 @@ from lfusys.auth.middleware import provide_current_user, requires_user
 from lfusys.auth.oauth import CALLBACK_PATH, PROVIDER_NAMES, IdentityRefused, ProviderUnavailable
 from lfusys.auth.oauth_state import STATE_TTL, SignInRefused
 from lfusys.auth.records import User
-from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, UserOut
+from lfusys.auth.schemas import LoginRequest, ProviderList, RegisterRequest, SetPasswordRequest, UserOut
 from lfusys.auth.service import AuthService, SignedIn
 from lfusys.errors import NotAuthenticated, NotFound, error_response, error_responses
 from lfusys.http import requires_json_body
@@ -194,3 +194,23 @@ class AuthController(Controller):
     async def me(self, current_user: NamedDependency[User], services: NamedDependency[Services]) -> UserOut:
         """The signed-in user, with every way they can sign in."""
         return UserOut.of(current_user, await services.backend.users.identities(current_user.id))
+
+    @put(
+        "/password",
+        operation_id="set_password",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[requires_user, requires_json_body],
+        dependencies={"current_user": Provide(provide_current_user)},
+        responses=error_responses(400, 401, 403, 413, 415, 429),
+    )
+    async def set_password(
+        self,
+        data: JSONBody[SetPasswordRequest],
+        current_user: NamedDependency[User],
+        services: NamedDependency[Services],
+    ) -> None:
+        """Set a password, so the account can also sign in with its email: the first one (an account
+        made through a provider) needs none; a change needs ``current_password`` (403 if wrong)."""
+        await services.auth.set_password(
+            current_user.id, password=data.password, current_password=data.current_password
+        )

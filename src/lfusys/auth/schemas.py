@@ -23,6 +23,13 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     password: Annotated[str, msgspec.Meta(max_length=128)]
 
 
+class SetPasswordRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    password: Password
+    current_password: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    """Required when the account already has a password; absent for an account that so far signs in
+    only through a provider."""
+
+
 class UserOut(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     email: str

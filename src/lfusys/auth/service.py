@@ -19,7 +19,7 @@ from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, Refre
 from lfusys.auth.tokens import InvalidToken, TokenClaims, TokenCodec, TokenType
 from lfusys.cache import OwnedCache
 from lfusys.clock import Clock, utc_now
-from lfusys.errors import Conflict, InvalidInput, NotAuthenticated
+from lfusys.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 from lfusys.storage.ports import KV, TokenStore, UserStore
 
 log = structlog.get_logger(__name__)
@@ -118,6 +118,22 @@ class AuthService:
             await self._profiles.changed(user.id)
             log.info("password rehashed", user_id=user.id)
         return await self._start_session(user)
+
+    async def set_password(self, user_id: str, *, password: str, current_password: str | None) -> None:
+        """Give the account a password (so email sign-in works too) or change it. Changing needs the
+        current password; an account without one (provider sign-in only) sets its first without.
+        A wrong or missing current password is :class:`Forbidden`."""
+        user = await self._users.get(user_id)
+        if user is None:
+            raise NotAuthenticated("session ended; sign in again")
+        if user.password_hash is not None:
+            # verify() runs one argon2 check even when current_password is missing.
+            matches = await self._passwords.verify(user.password_hash, current_password or "")
+            if not current_password or not matches:
+                raise Forbidden("current_password: does not match this account's password")
+        await self._users.set_password_hash(user.id, await self._passwords.hash(password))
+        await self._profiles.changed(user.id)
+        log.info("password set" if user.password_hash is None else "password changed", user_id=user.id)
 
     async def sign_in_with_identity(self, identity: ProviderIdentity) -> SignedIn:
         """Sign in the account a provider vouches for: the one linked to this identity; else the account
