@@ -238,7 +238,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> int:
 
 
 class LiveServer:
-    """``lfusys serve`` in a child process on a free loopback port, stopped by its PID."""
+    """``lfusys serve`` in a child process on a free loopback port, stopped by its PID. Its public URL
+    is its own address unless ``LFUSYS_PUBLIC_URL`` says otherwise."""
 
     def __init__(
         self, data_dir: Path, log_path: Path, *, backend: str = "local", workers: int = 1, **variables: str
@@ -253,7 +254,7 @@ class LiveServer:
                 *lfusys_command(),
                 *("serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)),
             ],
-            env=subprocess_env(data_dir, LFUSYS_BACKEND=backend, **variables),
+            env=subprocess_env(data_dir, LFUSYS_BACKEND=backend, **{"LFUSYS_PUBLIC_URL": self.url, **variables}),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

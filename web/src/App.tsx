@@ -3,6 +3,7 @@
 import { BrowserRouter, Route, Routes } from "react-router";
 import { Layout } from "./components/Layout";
 import { RequireAuth } from "./components/RequireAuth";
+import { AccountPage } from "./pages/AccountPage";
 import { FilesPage } from "./pages/FilesPage";
 import { HomePage } from "./pages/HomePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
@@ -33,6 +34,14 @@ export function App() {
                 element={
                   <RequireAuth>
                     <FilesPage />
+                  </RequireAuth>
+                }
+              />
+              <Route
+                path="account"
+                element={
+                  <RequireAuth>
+                    <AccountPage />
                   </RequireAuth>
                 }
               />

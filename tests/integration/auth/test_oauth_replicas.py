@@ -39,7 +39,8 @@ def replicas(tmp_path: Path, data_dir: Path, backend_name: str, provider: FakePr
     started: list[LiveServer] = []
     try:
         for n in range(2):
-            started.append(LiveServer(data_dir, tmp_path / f"replica-{n}.log", backend=backend_name, **shared))
+            log = tmp_path / f"replica-{n}.log"
+            started.append(LiveServer(data_dir, log, backend=backend_name, workers=1, **shared))
         yield started
     finally:
         for server in started:

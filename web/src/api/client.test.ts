@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 vi.mock("./csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
 
-const { ApiError, listFiles, listUploads, login, me, onSessionEnded, register } = await import("./client");
+const { ApiError, listFiles, listUploads, login, me, onSessionEnded, register, setPassword } = await import("./client");
 
 type Call = { url: string; init: RequestInit };
 
@@ -70,6 +70,28 @@ describe("api client", () => {
     const error = await me().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ status: 0, message: "Cannot reach the server" });
+  });
+
+  it("sets a password with PUT, CSRF and JSON, sending the current one only when given", async () => {
+    answers.push(() => new Response(null, { status: 204 }));
+    answers.push(() => new Response(null, { status: 204 }));
+    await expect(setPassword({ password: "new password" })).resolves.toBeUndefined();
+    await setPassword({ password: "newer password", current_password: "new password" });
+    const [first, change] = calls;
+    expect(first!.url).toBe("/api/v1/auth/password");
+    expect(first!.init.method).toBe("PUT");
+    expect(first!.init.headers).toMatchObject({ "X-CSRF-Token": "token", "Content-Type": "application/json" });
+    expect(JSON.parse(first!.init.body as string)).toEqual({ password: "new password" });
+    expect(JSON.parse(change!.init.body as string)).toEqual({ password: "newer password", current_password: "new password" });
+  });
+
+  it("reports a wrong current password as a 403, without refreshing", async () => {
+    answers.push(() => json(403, { error: "the current password is wrong" }));
+    await expect(setPassword({ password: "new password", current_password: "guess1234" })).rejects.toMatchObject({
+      status: 403,
+      message: "the current password is wrong",
+    });
+    expect(calls).toHaveLength(1);
   });
 
   it("does not refresh for a failed login", async () => {

@@ -173,6 +173,11 @@ export function login(data: { email: string; password: string }): Promise<User> 
   return request<User>("POST", "/auth/login", data);
 }
 
+/** Set the first password (no `current_password`) or change it; 403 when `current_password` is wrong. */
+export function setPassword(data: { password: string; current_password?: string }): Promise<void> {
+  return request<void>("PUT", "/auth/password", data);
+}
+
 export function logout(): Promise<void> {
   return request<void>("POST", "/auth/logout");
 }

@@ -2,7 +2,7 @@
 // Opening moves focus into the panel; Escape closes it and returns focus to the trigger.
 
 import { useEffect, useId, useRef, useState } from "react";
-import { useNavigate } from "react-router";
+import { Link, useNavigate } from "react-router";
 import { errorMessage } from "../api/client";
 import type { User } from "../api/types";
 import { useAnnounce } from "../state/announcer";
@@ -24,7 +24,7 @@ export function UserMenu({ user }: { user: User }) {
   const panelId = useId();
   const rootRef = useRef<HTMLDivElement>(null);
   const buttonRef = useRef<HTMLButtonElement>(null);
-  const firstActionRef = useRef<HTMLButtonElement>(null);
+  const firstActionRef = useRef<HTMLAnchorElement>(null);
   const { signOut } = useAuth();
   const announce = useAnnounce();
   const navigate = useNavigate();
@@ -107,13 +107,25 @@ export function UserMenu({ user }: { user: User }) {
           {user.email}
         </p>
         <hr className="my-3 border-slate-200 dark:border-slate-700" />
+        <Link
+          ref={firstActionRef}
+          to="/account"
+          data-testid="user-menu-account"
+          onClick={() => {
+            setOpen(false);
+            // The new page moves focus to its heading; on /account already, focus stays on the trigger.
+            buttonRef.current?.focus();
+          }}
+          className={buttonClass("secondary", "sm", "mb-2 w-full")}
+        >
+          Account
+        </Link>
         {error && (
           <p role="alert" className="mb-2 text-sm text-red-700 dark:text-red-400">
             {error}
           </p>
         )}
         <button
-          ref={firstActionRef}
           type="button"
           onClick={onSignOut}
           disabled={busy}

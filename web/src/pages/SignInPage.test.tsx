@@ -3,6 +3,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { MemoryRouter } from "react-router";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type, until } from "../test/dom";
 
 vi.mock("../api/csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
 // The page signs in through the auth state; here that is the API call alone (no upload engine).
@@ -31,22 +32,6 @@ function json({ status, body, headers }: Answer): Response {
     status,
     headers: { "Content-Type": "application/json", ...headers },
   });
-}
-
-/** Types into a controlled input the way a user does, so React sees the change. */
-function type(input: HTMLInputElement, value: string): void {
-  const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!;
-  setValue.call(input, value);
-  input.dispatchEvent(new Event("input", { bubbles: true }));
-}
-
-async function until<T>(find: () => T | null | undefined): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const found = find();
-    if (found) return found;
-    await act(() => new Promise((resolve) => setTimeout(resolve, 5)));
-  }
-  throw new Error("not found in time");
 }
 
 describe("the sign-in page when the server limits attempts", () => {

@@ -79,7 +79,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
         signedOut();
       },
       reload() {
-        setStatus("loading");
+        // A signed-in page stays on screen while the server answers; only other states show "loading".
+        setStatus((current) => (current === "signedIn" ? current : "loading"));
         setAttempt((n) => n + 1);
       },
     }),
