@@ -142,3 +142,56 @@ async def test_an_unverified_google_email_signs_nobody_in(app_factory: AppFactor
         response = await browser.get(await approve(browser, "google"), follow_redirects=False)
 
     assert "did not confirm your email" in sign_in_error(response)
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [
+        ("", "the provider's answer was incomplete"),
+        ("code=abc", "the provider's answer was incomplete"),
+        ("state=never-issued&code=abc", "expired or was already used"),
+    ],
+)
+async def test_a_callback_without_a_state_of_this_server_is_refused(
+    app_factory: AppFactory, provider: FakeProvider, query: str, why: str
+) -> None:
+    async with AppClient(app_factory(**provider_settings(provider))) as browser:
+        response = await browser.get(f"{API}/auth/github/callback?{query}", follow_redirects=False)
+
+    assert why in sign_in_error(response)
+    assert provider.token_requests == []
+
+
+async def test_a_callback_without_a_code_is_refused_and_spends_its_state(
+    app_factory: AppFactory, provider: FakeProvider
+) -> None:
+    async with AppClient(app_factory(**provider_settings(provider))) as browser:
+        back = urlsplit(await approve(browser, "github"))
+        state = parse_qs(back.query)["state"][0]
+        without_code = await browser.get(f"{back.path}?state={state}", follow_redirects=False)
+        with_code_after = await browser.get(f"{back.path}?{back.query}", follow_redirects=False)
+
+    assert "the provider's answer was incomplete" in sign_in_error(without_code)
+    assert "expired or was already used" in sign_in_error(with_code_after)
+    assert provider.token_requests == []
+
+
+async def test_a_code_slipped_into_another_sign_in_fails_its_pkce_check(
+    app_factory: AppFactory, provider: FakeProvider
+) -> None:
+    """An attacker's code put into the victim's callback: state and cookie are the victim's own, but the
+    code was issued for the attacker's PKCE challenge, so the provider refuses the exchange."""
+    app = app_factory(**provider_settings(provider))
+    async with AppClient(app) as victim:
+        attacker = AppClient(app)
+        attackers_code = parse_qs(urlsplit(await approve(attacker, "github")).query)["code"][0]
+        victims_back = urlsplit(await approve(victim, "github"))
+        victims_state = parse_qs(victims_back.query)["state"][0]
+        response = await victim.get(
+            f"{victims_back.path}?state={victims_state}&code={attackers_code}", follow_redirects=False
+        )
+        me = await victim.get(f"{API}/auth/me")
+
+    assert sign_in_error(response) == "GitHub refused the sign-in. Please try again."
+    assert [request.fields["code"] for request in provider.token_requests] == [attackers_code]
+    assert me.status_code == 401
