@@ -30,6 +30,8 @@ def provider() -> Iterator[FakeProvider]:
 def replicas(tmp_path: Path, data_dir: Path, backend_name: str, provider: FakeProvider) -> Iterator[list[LiveServer]]:
     shared = {
         **redis_env(data_dir),
+        # Replicas behind one load balancer share its public URL (and so one OAuth callback URL).
+        "LFUSYS_PUBLIC_URL": "http://127.0.0.1:8000",
         "LFUSYS_GITHUB_CLIENT_ID": CLIENT_ID,
         "LFUSYS_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
         "LFUSYS_GITHUB_AUTHORIZE_URL": provider.github_authorize_url,
