@@ -27,6 +27,7 @@ from lfusys.forwarded import ForwardedHeaders, TrustedProxies
 from lfusys.http import StrictJSONRequest
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
+from lfusys.observability.metrics import http_metrics, metrics_endpoint
 from lfusys.observability.request_context import RequestContext
 from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
 from lfusys.rate_limits.middleware import RateLimitMiddleware
@@ -106,10 +107,12 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
                 ],
             ),
             HealthController,
+            metrics_endpoint(settings.core.metrics_token),
             *_web_app(settings),
         ],
         lifespan=[lifespan],
         middleware=[
+            http_metrics().middleware,
             DefineMiddleware(CookieAuthenticationMiddleware),
             # After authentication (the API limit counts per user), before CSRF and every handler.
             RateLimitMiddleware(),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import msgspec
 import structlog
@@ -14,6 +17,7 @@ import uvicorn
 from lfusys import __version__
 from lfusys.clock import utc_now
 from lfusys.observability.logging import configure_logging
+from lfusys.observability.metrics import MULTIPROCESS_DIR_VARIABLE, prepare_multiprocess_dir
 from lfusys.services import background_work, open_services
 from lfusys.settings import Settings, SettingsError, load_settings
 from lfusys.storage.backend import migrate, prepare, server_keys
@@ -62,6 +66,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(prepare(settings))
     if settings.core.backend == "memory":
         log.warning("memory backend: every upload, file and account is lost when the server stops")
+    if args.workers > 1 and MULTIPROCESS_DIR_VARIABLE not in os.environ:
+        # Every server process counts into files there, and /metrics adds them up.
+        with tempfile.TemporaryDirectory(prefix="lfusys-metrics-") as metrics_dir:
+            prepare_multiprocess_dir(Path(metrics_dir))
+            _run_uvicorn(settings, args)
+    else:
+        _run_uvicorn(settings, args)
+    return 0
+
+
+def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> None:
     uvicorn.run(
         "lfusys.app:create_app",
         factory=True,
@@ -78,7 +93,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
-    return 0
 
 
 async def _work(settings: Settings) -> None:

@@ -73,6 +73,8 @@ class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_json_body_bytes: int = 64 * 1024
     web_dir: Path | None = None
     """The built web app (``npm run build`` output); unset means ``web/dist`` of this checkout."""
+    metrics_token: str | None = None
+    """When set, ``/metrics`` answers only requests with ``Authorization: Bearer <this>``."""
 
     @property
     def https(self) -> bool:

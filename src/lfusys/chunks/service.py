@@ -20,6 +20,7 @@ from lfusys.errors import (
     NotFound,
     TooLarge,
 )
+from lfusys.observability.metrics import BYTES_RECEIVED, CHUNK_PUT_SECONDS
 from lfusys.sessions.records import UploadSession
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
 from lfusys.storage.ports import (
@@ -70,7 +71,7 @@ class ChunkIngress:
         body: AsyncIterator[bytes],
     ) -> ChunkReceipt:
         # First of all, before any lookup: under overload a refusal should cost next to nothing.
-        with self._admission.admit(owner.id):
+        with self._admission.admit(owner.id), CHUNK_PUT_SECONDS.time():
             session = await self._sessions.get(owner, upload_id)
             refuse_unless_accepting(session)
             if not 1 <= n <= session.total_chunks:
@@ -94,6 +95,8 @@ class ChunkIngress:
                 if seen is None:
                     raise NotFound("upload not found")
                 refuse_unless_accepting(seen)
+            if stored:
+                BYTES_RECEIVED.inc(expected)
             log.debug("chunk stored", upload_id=session.id, n=n, size=expected, repeat=not stored)
             return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
 

@@ -27,6 +27,7 @@ from lfusys.auth.records import User
 from lfusys.auth.service import normalise_email
 from lfusys.errors import InvalidInput, TooManyRequests
 from lfusys.forwarded import parse_address
+from lfusys.observability.metrics import RATE_LIMITED
 from lfusys.settings import RateLimitSettings
 from lfusys.storage.ports import KV, KVUnavailable, WindowCount
 
@@ -158,6 +159,8 @@ class RateLimits:
             self._log_unavailable()
             return None
         verdict = Verdict.of(limit.allowed, window)
+        if verdict.exceeded:
+            RATE_LIMITED.labels(limit.name).inc()
         state: dict[str, Any] = scope["state"]
         state.setdefault(_SCOPE_KEY, []).append(verdict)
         return verdict

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,6 +18,7 @@ import structlog
 
 from lfusys.clock import Clock
 from lfusys.files.records import FileRecord
+from lfusys.observability.metrics import FILE_SIZE_BYTES, FINALIZE_SECONDS, UPLOADS
 from lfusys.sessions.records import StoredChunk, UploadSession
 from lfusys.sessions.renewal import kept_renewed
 from lfusys.storage.objects import ChunkStored
@@ -119,6 +121,7 @@ class Finalizer:
         if session is None:
             return False
         log.info("finalizing", upload_id=upload_id, chunks=session.total_chunks, attempt=session.finalize_attempts)
+        started = time.perf_counter()
         try:
             async with self._lease_kept(upload_id):
                 file_id = await self._assemble(session)
@@ -138,6 +141,9 @@ class Finalizer:
             log.warning("finalization failed; it will be retried", upload_id=upload_id, error=type(exc).__name__)
             raise
         await self.clean_up(upload_id)
+        FINALIZE_SECONDS.observe(time.perf_counter() - started)
+        UPLOADS.labels("completed").inc()
+        FILE_SIZE_BYTES.observe(session.file_size)
         log.info("upload completed", upload_id=upload_id, file_id=file_id, size=session.file_size)
         return True
 
@@ -234,6 +240,7 @@ class Finalizer:
     async def _fail(self, upload_id: str, reason: str) -> None:
         session = await self._uploads.get(upload_id)
         if await self._uploads.fail(upload_id, self._worker_id, reason, self._clock()):
+            UPLOADS.labels("failed").inc()
             log.warning("upload failed", upload_id=upload_id, reason=reason)
             if session is not None and session.assembly_id is not None:
                 await self._blobs.abort_assembly(file_id_for(upload_id), session.assembly_id)

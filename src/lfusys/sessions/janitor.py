@@ -21,6 +21,7 @@ import msgspec
 import structlog
 
 from lfusys.clock import Clock
+from lfusys.observability.metrics import UPLOADS
 from lfusys.sessions.finalizer import Finalizer, every_chunk_record
 from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.storage.objects import ChunkStored
@@ -97,6 +98,7 @@ class Janitor:
             log.warning("a full session reached its expiry; finalized instead", upload_id=session.id)
         elif await self._uploads.expire(session.id, now):
             report.expired += 1
+            UPLOADS.labels("expired").inc()
 
     async def _clean_up_finished(self, report: SweepReport) -> None:
         for session in await self._uploads.needing_cleanup(_BATCH):

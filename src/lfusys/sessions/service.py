@@ -10,6 +10,7 @@ import structlog
 from lfusys.auth.records import User
 from lfusys.clock import Clock
 from lfusys.errors import Conflict, Gone, InvalidInput, NotFound
+from lfusys.observability.metrics import UPLOADS
 from lfusys.sessions.policy import (
     check_file_size,
     clean_file_name,
@@ -55,6 +56,7 @@ class UploadSessions:
             await self._uploads.create(session, quota=self._settings.uploads.user_quota_bytes or None)
         except QuotaExceeded as exc:
             raise quota_exceeded(exc.used, exc.quota) from None
+        UPLOADS.labels("started").inc()
         log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
         return session
 
@@ -113,6 +115,7 @@ class UploadSessions:
         cancelled = await self._uploads.cancel(session.id, self._clock())
         if cancelled is not None and cancelled.status is not UploadStatus.CANCELLED:
             raise Conflict(f"upload is {cancelled.status.value} and can no longer be cancelled")
+        UPLOADS.labels("cancelled").inc()
         log.info("upload cancelled", upload_id=session.id)
 
 

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import structlog
 
+from lfusys.observability.metrics import DEPENDENCY_FAILURES
+
 log = structlog.get_logger(__name__)
 
 LOG_INTERVAL = timedelta(seconds=30)
@@ -29,6 +31,7 @@ class KVFailures:
 
     def failed(self, error: BaseException) -> None:
         self.total += 1
+        DEPENDENCY_FAILURES.labels("redis").inc()
         now = self._monotonic()
         if self._logged_at is not None and now - self._logged_at < self._interval:
             return
