@@ -1,4 +1,4 @@
-"""``lfusys``: serve | worker | migrate | dead-letters | --version."""
+"""``lfusys``: serve | worker | migrate | dead-letters | uploads | --version."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -19,11 +22,16 @@ from lfusys.clock import utc_now
 from lfusys.observability.logging import configure_logging
 from lfusys.observability.metrics import MULTIPROCESS_DIR_VARIABLE, prepare_multiprocess_dir
 from lfusys.services import background_work, open_services
+from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.settings import Settings, SettingsError, load_settings
 from lfusys.storage.backend import migrate, prepare, server_keys
-from lfusys.storage.ports import BackendNotReady, DeadLetter
+from lfusys.storage.ports import Backend, BackendNotReady, DeadLetter
 
 _DEAD_LETTERS_SHOWN = 1000
+_UPLOADS_SHOWN = 100
+_LISTED_STATES = ("failed", "stalled", "finalizing")
+
+_T = TypeVar("_T")
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +50,38 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "migrate", help="apply pending database migrations (aws: create or update every resource) and exit"
     )
-    commands.add_parser(
+    dead_letters = commands.add_parser(
         "dead-letters", help="list storage events that could not be handled (JSON lines: id, receives, when, body)"
     )
+    dead_letters.add_argument(
+        "--redrive", action="store_true", help="put them back on the queue for the worker instead (all, or --id)"
+    )
+    dead_letters.add_argument(
+        "--id", dest="ids", action="extend", nargs="+", metavar="ID", help="with --redrive: only these dead letters"
+    )
+
+    uploads = commands.add_parser("uploads", help="list the upload sessions of every user that are in a given state")
+    uploads.add_argument(
+        "--status",
+        required=True,
+        choices=_LISTED_STATES,
+        help="failed; finalizing; or stalled (idle for LFUSYS_STALLED_AFTER, or finalizing under a lapsed lease)",
+    )
+    uploads.add_argument(
+        "--limit", type=_positive, default=_UPLOADS_SHOWN, help=f"at most this many (default: {_UPLOADS_SHOWN})"
+    )
+    uploads.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -107,13 +143,77 @@ async def _work(settings: Settings) -> None:
     log.info("worker stopped")
 
 
-async def _dead_letters(settings: Settings) -> list[DeadLetter]:
+async def _on_backend(settings: Settings, use: Callable[[Backend], Awaitable[_T]]) -> _T:
     async with open_services(settings, server_keys(settings), utc_now) as services:
-        return await services.backend.queue.dead_letters(_DEAD_LETTERS_SHOWN)
+        return await use(services.backend)
+
+
+async def _dead_letters(settings: Settings) -> list[DeadLetter]:
+    return await _on_backend(settings, lambda backend: backend.queue.dead_letters(_DEAD_LETTERS_SHOWN))
+
+
+async def _listed_uploads(settings: Settings, status: str, limit: int, now: datetime) -> list[UploadSession]:
+    def listed(backend: Backend) -> Awaitable[list[UploadSession]]:
+        if status == "stalled":
+            return backend.uploads.stalled(now, now - settings.queue.stalled_after, limit)
+        return backend.uploads.by_status(UploadStatus(status), limit)
+
+    return await _on_backend(settings, listed)
+
+
+def _uploads(settings: Settings, args: argparse.Namespace) -> int:
+    now = utc_now()
+    sessions = asyncio.run(_listed_uploads(settings, args.status, args.limit, now))
+    if args.json:
+        for session in sessions:
+            listed: dict[str, Any] = msgspec.to_builtins(session)
+            listed["age_seconds"] = round((now - session.updated_at).total_seconds(), 3)
+            print(msgspec.json.encode(listed).decode())
+        return 0
+    if not sessions:
+        print(f"no {args.status} uploads", file=sys.stderr)
+        return 0
+    rows = [[s.id, s.owner_id, s.file_name, str(s.file_size), s.status.value, _state_of(s, now)] for s in sessions]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]))
+    return 0
+
+
+def _state_of(session: UploadSession, now: datetime) -> str:
+    """How long the session has been as it is, and why, in a few words."""
+    since = _age(now - session.updated_at)
+    if session.status is UploadStatus.FAILED:
+        return f"failed {since} ago: {session.failure_reason or 'no reason given'}"
+    if session.status is UploadStatus.FINALIZING:
+        lease = session.lease_expires_at
+        if lease is not None and lease < now:
+            held = f"lease of {session.lease_owner} lapsed {_age(now - lease)} ago"
+        else:
+            held = f"lease of {session.lease_owner} until {lease.isoformat(timespec='seconds') if lease else '?'}"
+        return f"finalizing for {since} (attempt {session.finalize_attempts}), {held}"
+    return (
+        f"idle for {since}, {session.recorded_chunks} of {session.total_chunks} chunks recorded,"
+        f" {session.stored_chunks} stored"
+    )
+
+
+def _age(delta: timedelta) -> str:
+    """``3d4h``, ``2h5m``, ``5m12s``, ``12s``."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
+    first = next((i for i, (amount, _) in enumerate(parts) if amount), len(parts) - 1)
+    return "".join(f"{amount}{unit}" for amount, unit in parts[first : first + 2])
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "dead-letters" and args.ids and not args.redrive:
+        parser.error("dead-letters: --id needs --redrive")
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -135,6 +235,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("lfusys: the memory backend's queue lives in its server process; run lfusys serve", file=sys.stderr)
             return 2
         asyncio.run(_work(settings))
+        return 0
+    if args.command == "uploads":
+        return _uploads(settings, args)
+    if args.command == "dead-letters" and args.redrive:
+        ids = args.ids
+        redriven = asyncio.run(_on_backend(settings, lambda backend: backend.queue.redrive(ids)))
+        print(f"redriven {redriven} dead letter(s) to the queue")
         return 0
     if args.command == "dead-letters":
         for letter in asyncio.run(_dead_letters(settings)):

@@ -76,6 +76,52 @@ async def test_a_message_received_too_often_is_dead_lettered(backend: Backend) -
     assert await dead_bodies(backend) == ["poison"]
 
 
+async def dead_letter(backend: Backend, *bodies: str) -> None:
+    """Send ``bodies`` and receive them until they are dead-lettered."""
+    for body in bodies:
+        await backend.queue.send(body)
+    await use_up_receives(backend, *bodies)
+
+
+async def use_up_receives(backend: Backend, *bodies: str) -> None:
+    """Receive the queued ``bodies`` (and nothing else) without deleting them until they are dead-lettered."""
+    for _ in range(MAX_RECEIVES):
+        assert sorted(m.body for m in await backend.queue.receive(10, 0.5, 0.01)) == sorted(bodies)
+        await asyncio.sleep(0.03)
+    assert await backend.queue.receive(10, 0.1, 0.01) == []
+    assert sorted(await dead_bodies(backend)) == sorted(bodies)
+
+
+async def test_a_redriven_dead_letter_is_received_again_and_no_longer_listed(backend: Backend) -> None:
+    await dead_letter(backend, "poison")
+
+    assert await backend.queue.redrive(None) == 1
+
+    assert await dead_bodies(backend) == []
+    (message,) = await backend.queue.receive(10, 1, 30)
+    assert (message.body, message.receive_count) == ("poison", 1)
+    assert await backend.queue.redrive(None) == 0
+
+
+async def test_only_the_dead_letters_named_are_redriven(backend: Backend) -> None:
+    await dead_letter(backend, "first", "second")
+    (named,) = [letter for letter in await backend.queue.dead_letters(10) if letter.body == "second"]
+
+    assert await backend.queue.redrive(["no-such-letter", named.id]) == 1
+
+    assert await dead_bodies(backend) == ["first"]
+    assert [m.body for m in await backend.queue.receive(10, 1, 30)] == ["second"]
+    assert await backend.queue.redrive([]) == 0
+    assert await dead_bodies(backend) == ["first"]
+
+
+async def test_a_redriven_message_that_fails_again_is_dead_lettered_again(backend: Backend) -> None:
+    await dead_letter(backend, "poison")
+    await backend.queue.redrive(None)
+
+    await use_up_receives(backend, "poison")
+
+
 async def test_batches_are_bounded_and_in_order(backend: Backend) -> None:
     for i in range(5):
         await backend.queue.send(f"m{i}")

@@ -21,6 +21,10 @@ LEASE = timedelta(seconds=60)
 
 @pytest.fixture
 async def owner(backend: Backend) -> User:
+    return await a_user(backend)
+
+
+async def a_user(backend: Backend) -> User:
     user = User(
         id=uuid.uuid4().hex, email=f"{uuid.uuid4().hex}@example.com", name="O", password_hash=None, created_at=NOW
     )
@@ -373,6 +377,56 @@ async def test_only_the_lease_holder_fails_a_session_and_the_reason_is_kept(back
         None,
     )
     assert [s.id for s in await backend.uploads.needing_cleanup(10)] == [session.id]
+
+
+async def test_failed_and_finalizing_sessions_of_every_owner_are_listed_by_status(
+    backend: Backend, owner: User
+) -> None:
+    uploads = backend.uploads
+    other = await a_user(backend)
+    later_failure, first_failure = await full_session(backend, owner), await full_session(backend, other)
+    for session, minutes in ((later_failure, 2), (first_failure, 1)):
+        await uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+        assert await uploads.fail(session.id, "w", f"failed after {minutes}m", NOW + timedelta(minutes=minutes))
+    lease_ends_later, lease_ends_first = await full_session(backend, owner), await full_session(backend, other)
+    await uploads.claim_finalize(lease_ends_later.id, "w", NOW, NOW + 2 * LEASE)
+    await uploads.claim_finalize(lease_ends_first.id, "w", NOW, NOW + LEASE)
+    completed = await full_session(backend, owner)
+    await uploads.claim_finalize(completed.id, "w", NOW, NOW + LEASE)
+    await uploads.complete(completed.id, "w", "file", NOW)
+    await a_session(backend, owner)  # pending
+    await uploads.cancel((await a_session(backend, other)).id, NOW)
+
+    failed = await uploads.by_status(UploadStatus.FAILED, 10)
+    finalizing = await uploads.by_status(UploadStatus.FINALIZING, 10)
+
+    assert [(s.id, s.failure_reason) for s in failed] == [
+        (first_failure.id, "failed after 1m"),
+        (later_failure.id, "failed after 2m"),
+    ]
+    assert [(s.id, s.lease_owner) for s in finalizing] == [(lease_ends_first.id, "w"), (lease_ends_later.id, "w")]
+    assert [s.id for s in await uploads.by_status(UploadStatus.FAILED, 1)] == [first_failure.id]
+    assert [s.id for s in await uploads.by_status(UploadStatus.FINALIZING, 1)] == [lease_ends_first.id]
+    assert [s.id for s in await uploads.by_status(UploadStatus.FAILED, 10)] == [s.id for s in failed]  # unchanged
+
+
+async def test_a_session_leaves_the_finalizing_list_for_the_failed_one(backend: Backend, owner: User) -> None:
+    session = await full_session(backend, owner)
+    await backend.uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+    assert [s.id for s in await backend.uploads.by_status(UploadStatus.FINALIZING, 10)] == [session.id]
+    assert await backend.uploads.by_status(UploadStatus.FAILED, 10) == []
+
+    await backend.uploads.fail(session.id, "w", "chunk 1 is missing", NOW)
+    await backend.uploads.mark_cleaned(session.id, NOW)
+
+    assert await backend.uploads.by_status(UploadStatus.FINALIZING, 10) == []
+    assert [s.id for s in await backend.uploads.by_status(UploadStatus.FAILED, 10)] == [session.id]
+
+
+@pytest.mark.parametrize("status", [UploadStatus.PENDING, UploadStatus.IN_PROGRESS, UploadStatus.COMPLETED])
+async def test_only_failed_and_finalizing_sessions_are_listed_by_status(backend: Backend, status: UploadStatus) -> None:
+    with pytest.raises(ValueError, match=status.value):
+        await backend.uploads.by_status(status, 10)
 
 
 async def unfinished_ids(backend: Backend, owner_id: str, limit: int = 2) -> list[str]:

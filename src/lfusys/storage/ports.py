@@ -27,7 +27,7 @@ from lfusys.auth.records import RefreshOutcome, RefreshToken, User
 from lfusys.files.ranges import ByteRange
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.files.signing import SignedLinks
-from lfusys.sessions.records import SessionPage, StoredChunk, UploadSession
+from lfusys.sessions.records import SessionPage, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.objects import ChunkStored
 
 # --- accounts ------------------------------------------------------------------------------------
@@ -198,6 +198,13 @@ class UploadStore(Protocol):
         Still accepting chunks, idle since ``idle_since``, and either holding stored chunks whose
         storage events were never recorded or holding every chunk; or ``finalizing`` with a
         lapsed lease.
+        """
+        ...
+
+    async def by_status(self, status: UploadStatus, limit: int) -> list[UploadSession]:
+        """Sessions of every owner that are ``failed`` (the earliest failure first, by ``updated_at``) or
+        ``finalizing`` (the earliest lease expiry first), up to ``limit``, without changing them; an
+        operator's view of what is stuck. ``ValueError`` for another status (no backend indexes those).
         """
         ...
 
@@ -425,6 +432,13 @@ class EventQueue(Protocol):
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """Messages that were given up on, oldest first."""
+        ...
+
+    async def redrive(self, ids: Sequence[str] | None) -> int:
+        """Put dead letters back on the queue as new messages (receive count 0), every one or those
+        whose :attr:`DeadLetter.id` is in ``ids`` (unknown ids are skipped); return how many. A message
+        is on the queue before it leaves the dead letters, so none is lost (SQS: one may be on both for
+        a moment, and is then handled twice)."""
         ...
 
 

@@ -84,6 +84,9 @@ class WatchedQueue:
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         return await self.queue.dead_letters(limit)
 
+    async def redrive(self, ids: Sequence[str] | None) -> int:
+        return await self.queue.redrive(ids)
+
     async def acknowledged(self, count: int) -> bool:
         return self.deleted >= count
 

@@ -200,3 +200,53 @@ class SqsEventQueue:
         finally:
             await self._make_visible(self._dead_letter_url, receipts)
         return sorted(letters.values(), key=lambda letter: (letter.dead_at, letter.id))
+
+    async def redrive(self, ids: Sequence[str] | None) -> int:
+        """Receive from the dead-letter queue, send to the queue, and only then delete from the dead-letter
+        queue: a failure on the way leaves a message on both (handled twice), never on neither. Dead letters
+        not asked for stay hidden until every batch was read, then are made visible again."""
+        wanted = None if ids is None else set(ids)
+        redriven = 0
+        seen: set[str] = set()
+        skipped: list[str] = []
+        try:
+            while wanted is None or redriven < len(wanted):
+                response = await self._sqs.receive_message(
+                    QueueUrl=self._dead_letter_url,
+                    MaxNumberOfMessages=_BATCH,
+                    WaitTimeSeconds=0,
+                    VisibilityTimeout=_PEEK_SECONDS,
+                )
+                batch = response.get("Messages", [])
+                new = [message for message in batch if message["MessageId"] not in seen]
+                if not new:  # none left, or only those passed over, visible again after a long read
+                    skipped += [message["ReceiptHandle"] for message in batch]
+                    break
+                seen.update(message["MessageId"] for message in new)
+                chosen = [message for message in new if wanted is None or message["MessageId"] in wanted]
+                skipped += [message["ReceiptHandle"] for message in batch if message not in chosen]
+                redriven += await self._move_back(chosen)
+        finally:
+            await self._make_visible(self._dead_letter_url, skipped)
+        return redriven
+
+    async def _move_back(self, messages: list[MessageTypeDef]) -> int:
+        """Send ``messages`` (one receive's worth) to the queue, then delete from the dead-letter queue those
+        that were sent; how many were."""
+        if not messages:
+            return 0
+        sent = await self._sqs.send_message_batch(
+            QueueUrl=self._url,
+            Entries=[{"Id": str(i), "MessageBody": message["Body"]} for i, message in enumerate(messages)],
+        )
+        for failure in sent.get("Failed", []):
+            log.warning("a dead letter could not be sent back to the queue", code=failure["Code"])
+        moved = [messages[int(entry["Id"])] for entry in sent.get("Successful", [])]
+        if moved:
+            deleted = await self._sqs.delete_message_batch(
+                QueueUrl=self._dead_letter_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(moved)],
+            )
+            for failure in deleted.get("Failed", []):
+                log.warning("a redriven dead letter could not be deleted (it is on both queues)", code=failure["Code"])
+        return len(moved)

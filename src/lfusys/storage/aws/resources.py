@@ -23,6 +23,7 @@ Tables (on-demand capacity; every key is a string):
   ``accepting-by-change`` ``accepting``        ``updated_at``       pending, in_progress
   ``finalizing-by-lease`` ``finalizing``       ``lease_expires_at`` finalizing
   ``needing-cleanup``     ``cleanup``          ``updated_at``       finished, chunks not yet deleted
+  ``failed-by-time``      ``failed``           ``updated_at``       failed (since this index exists)
   ======================  ===================  ===================  ==============================
 
   ``unfinished_owner`` holds the owner's id, the flags hold ``"1"``; ``created_key`` is
@@ -39,7 +40,7 @@ from typing import Any
 
 SESSION_SK = "session"
 FLAG = "1"
-"""The value of the sparse index flags (``accepting``, ``finalizing``, ``cleanup``)."""
+"""The value of the sparse index flags (``accepting``, ``finalizing``, ``cleanup``, ``failed``)."""
 
 
 def chunk_sk(n: int) -> str:
@@ -91,6 +92,7 @@ TABLES: dict[str, dict[str, Any]] = {
             _index("accepting-by-change", "accepting", "updated_at"),
             _index("finalizing-by-lease", "finalizing", "lease_expires_at"),
             _index("needing-cleanup", "cleanup", "updated_at"),
+            _index("failed-by-time", "failed", "updated_at"),
         ],
     },
     "usage": {"KeySchema": _key("owner_id")},

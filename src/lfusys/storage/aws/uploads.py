@@ -352,7 +352,9 @@ class DynamoUploadStore:
         )
 
     async def fail(self, upload_id: str, worker: str, reason: str, now: datetime) -> bool:
-        return await self._end_without_file(upload_id, UploadStatus.FAILED, now, _held(worker), failure_reason=reason)
+        return await self._end_without_file(
+            upload_id, UploadStatus.FAILED, now, _held(worker), failure_reason=reason, failed=FLAG
+        )
 
     async def complete(self, upload_id: str, worker: str, file_id: str, now: datetime) -> bool:
         update = expression(
@@ -397,3 +399,12 @@ class DynamoUploadStore:
             lapsed = self._uploads.query(lapsed_key, index="finalizing-by-lease", limit=limit - len(found))
             found += [_session(item) async for item in lapsed]
         return found
+
+    async def by_status(self, status: UploadStatus, limit: int) -> list[UploadSession]:
+        if status is UploadStatus.FAILED:
+            key, index = expression("#failed = :flag", flag=FLAG), "failed-by-time"
+        elif status is UploadStatus.FINALIZING:
+            key, index = expression("#finalizing = :flag", flag=FLAG), "finalizing-by-lease"
+        else:
+            raise ValueError(f"sessions are not listed by status {status.value}")
+        return [_session(item) async for item in self._uploads.query(key, index=index, limit=limit)]

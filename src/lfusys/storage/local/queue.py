@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from lfusys.storage.local.database import Database
 from lfusys.storage.ports import DeadLetter, QueueMessage
@@ -117,6 +118,27 @@ class LocalEventQueue:
             DeadLetter(id=str(r["id"]), body=r["body"], receive_count=r["receive_count"], dead_at=r["dead_at"])
             for r in rows
         ]
+
+    async def redrive(self, ids: Sequence[str] | None) -> int:
+        now = time.time()
+        wanted = None if ids is None else [int(i) for i in ids if i.isdigit()]
+
+        def redrive(connection: sqlite3.Connection) -> int:
+            # Back under its old id (never handed out again: the queue's ids only grow), received 0 times.
+            moved = "INSERT INTO event_queue (id, body, enqueued_at, visible_at) SELECT id, body, enqueued_at, ?"
+            if wanted is None:
+                connection.execute(f"{moved} FROM event_dead_letters", (now,))
+                return connection.execute("DELETE FROM event_dead_letters").rowcount
+            redriven = 0
+            for message_id in dict.fromkeys(wanted):
+                connection.execute(f"{moved} FROM event_dead_letters WHERE id = ?", (now, message_id))
+                redriven += connection.execute("DELETE FROM event_dead_letters WHERE id = ?", (message_id,)).rowcount
+            return redriven
+
+        redriven = await self._db.transaction(redrive)
+        if redriven:
+            self._arrived.set()
+        return redriven
 
 
 def _message_id(receipt: str) -> int:

@@ -339,3 +339,18 @@ class SqliteUploadStore:
                 (db_time(idle_since), db_time(now), limit),
             )
         )
+
+    async def by_status(self, status: UploadStatus, limit: int) -> list[UploadSession]:
+        if status is UploadStatus.FAILED:
+            sql = (
+                "SELECT * FROM uploads INDEXED BY uploads_failed_by_time WHERE status = 'failed'"
+                " ORDER BY updated_at, id LIMIT ?"
+            )
+        elif status is UploadStatus.FINALIZING:
+            sql = (
+                "SELECT * FROM uploads INDEXED BY uploads_finalizing_by_lease WHERE status = 'finalizing'"
+                " ORDER BY lease_expires_at LIMIT ?"
+            )
+        else:
+            raise ValueError(f"sessions are not listed by status {status.value}")
+        return await self._db.read(lambda connection: _sessions(connection, sql, (limit,)))

@@ -317,6 +317,14 @@ class MemoryUploadStore:
                 lapsed.append(session)
         return (idle + lapsed)[:limit]
 
+    async def by_status(self, status: UploadStatus, limit: int) -> list[UploadSession]:
+        sessions = (row.session for row in self._rows.values() if row.session.status is status)
+        if status is UploadStatus.FAILED:
+            return heapq.nsmallest(limit, sessions, key=lambda session: (session.updated_at, session.id))
+        if status is UploadStatus.FINALIZING:
+            return heapq.nsmallest(limit, sessions, key=lambda session: session.lease_expires_at or session.updated_at)
+        raise ValueError(f"sessions are not listed by status {status.value}")
+
 
 # --- files ---------------------------------------------------------------------------------------
 

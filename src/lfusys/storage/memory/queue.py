@@ -12,6 +12,7 @@ import contextlib
 import heapq
 import secrets
 import time
+from collections.abc import Sequence
 
 import msgspec
 from msgspec.structs import replace
@@ -100,3 +101,17 @@ class MemoryEventQueue:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         return [self._dead[message_id] for message_id in heapq.nsmallest(limit, self._dead)]
+
+    async def redrive(self, ids: Sequence[str] | None) -> int:
+        wanted = [int(i) for i in ids if i.isdigit()] if ids is not None else list(self._dead)
+        now = time.time()
+        redriven = 0
+        for message_id in wanted:
+            letter = self._dead.pop(message_id, None)
+            if letter is not None:
+                # Its old id again, so the worker's logs of both lives name the same message.
+                self._messages[message_id] = _Message(id=message_id, body=letter.body, visible_at=now)
+                redriven += 1
+        if redriven:
+            self._changed.set()
+        return redriven

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lfusys.sessions.records import UploadStatus
 from lfusys.storage.cursors import encode_cursor
 from lfusys.storage.local.database import Database, apply_migrations
 from lfusys.storage.local.files import SqliteFileStore
@@ -71,6 +72,8 @@ def assert_indexed(plans: dict[str, list[str]]) -> None:
         "due_to_expire",
         "needing_cleanup",
         "stalled",
+        "failed",
+        "finalizing",
         "first page of unfinished",
         "next page of unfinished",
         "chunk page",
@@ -82,6 +85,8 @@ async def test_the_uploads_questions_read_an_index(database: Database, question:
         "due_to_expire": lambda: store.due_to_expire(NOW, 100),
         "needing_cleanup": lambda: store.needing_cleanup(100),
         "stalled": lambda: store.stalled(NOW, NOW, 100),
+        "failed": lambda: store.by_status(UploadStatus.FAILED, 100),
+        "finalizing": lambda: store.by_status(UploadStatus.FINALIZING, 100),
         "first page of unfinished": lambda: store.list_unfinished("owner", 100, None),
         "next page of unfinished": lambda: store.list_unfinished("owner", 100, encode_cursor(NOW.isoformat(), "id")),
         "chunk page": lambda: store.list_chunks("upload", after=10, limit=100),
