@@ -29,6 +29,7 @@ from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
 from lfusys.observability.metrics import http_metrics, metrics_endpoint
 from lfusys.observability.request_context import RequestContext
+from lfusys.observability.tracing import asgi_tracing, configure_tracing, flush_traces
 from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
 from lfusys.rate_limits.middleware import RateLimitMiddleware
 from lfusys.services import background_work, cookie_policy, open_services
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
     every service (tests move it)."""
     settings = settings or load_settings()
     configure_logging(settings)
+    tracing = configure_tracing()
     keys = server_keys(settings)
     cookies = cookie_policy(settings)
 
@@ -86,11 +88,14 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         async with open_services(settings, keys, clock) as services, releasing_memory(services.admission):
             log.info("backend opened", backend=services.backend.description)
             app.state["services"] = services
-            if settings.queue.run_worker:
-                async with background_work(services):
+            try:
+                if settings.queue.run_worker:
+                    async with background_work(services):
+                        yield
+                else:
                     yield
-            else:
-                yield
+            finally:
+                flush_traces()
 
     app = Litestar(
         route_handlers=[
@@ -134,5 +139,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         request_class=StrictJSONRequest,
         logging_config=None,
     )
-    app.asgi_handler = RequestContext(ForwardedHeaders(app.asgi_handler, TrustedProxies(settings.core.trusted_proxies)))
+    # Outermost the client's real address; then the request's span, if traced; then its id and access line.
+    handler = RequestContext(app.asgi_handler)
+    app.asgi_handler = ForwardedHeaders(
+        asgi_tracing(handler) if tracing else handler, TrustedProxies(settings.core.trusted_proxies)
+    )
     return app

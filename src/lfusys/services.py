@@ -25,6 +25,7 @@ from lfusys.clock import Clock
 from lfusys.files.cache import CachedFileStore
 from lfusys.files.service import FileLibrary
 from lfusys.keys import ServerKeys
+from lfusys.observability.metrics import sample_queue_depth
 from lfusys.rate_limits.limits import RateLimits
 from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.janitor import Janitor
@@ -187,6 +188,7 @@ async def background_work(services: Services) -> AsyncIterator[None]:
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(services.worker.run(stop))
         tasks.create_task(services.janitor.run(stop))
+        tasks.create_task(sample_queue_depth(services.backend.queue, stop))
         try:
             yield
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lfusys.storage.ports import Backend, QueueMessage
+from lfusys.storage.ports import Backend, QueueDepth, QueueMessage
 from tests.contract.conftest import MAX_RECEIVES, dead_bodies
 
 
@@ -120,6 +120,21 @@ async def test_a_redriven_message_that_fails_again_is_dead_lettered_again(backen
     await backend.queue.redrive(None)
 
     await use_up_receives(backend, "poison")
+
+
+async def test_the_depth_counts_waiting_in_flight_and_dead_messages(backend: Backend) -> None:
+    assert await backend.queue.depth() == QueueDepth(visible=0, in_flight=0, dead_letters=0)
+    await dead_letter(backend, "poison")
+    for body in ("one", "two", "three"):
+        await backend.queue.send(body)
+    await backend.queue.receive(1, 0.5, 30)
+
+    # SQS's counts are approximate and may lag a moment behind.
+    for _ in range(50):
+        if (depth := await backend.queue.depth()) == QueueDepth(visible=2, in_flight=1, dead_letters=1):
+            break
+        await asyncio.sleep(0.1)
+    assert depth == QueueDepth(visible=2, in_flight=1, dead_letters=1)
 
 
 async def test_batches_are_bounded_and_in_order(backend: Backend) -> None:

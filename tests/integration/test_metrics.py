@@ -34,6 +34,15 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def queue_gauges(text: str) -> set[str]:
+    return {
+        found.labels["queue"]
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == "lfusys_event_queue_messages"
+    }
+
+
 async def scrape(client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> str:
     response = await client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
@@ -62,6 +71,9 @@ async def test_an_upload_shows_in_the_metrics(app_factory: AppFactory) -> None:
     assert grew("lfusys_file_size_bytes_sum") == len(data)
     assert grew("lfusys_http_requests_total", path=CHUNK_ROUTE, method="PUT", status_code="200") == chunks
     assert grew("lfusys_http_request_duration_seconds_count", path=CHUNK_ROUTE, method="PUT") == chunks
+    # The worker handled the events within seconds; the queue was sampled when the server started.
+    assert 0 <= sample(after, "lfusys_event_age_seconds") < 60
+    assert {"main", "in_flight", "dead_letter"} <= queue_gauges(after)
     # Label values are route templates and fixed words: no id, no raw path.
     for secret_label in (done["upload_id"], user["id"], done["file_id"]):
         assert secret_label not in after

@@ -12,6 +12,7 @@ import sys
 import structlog
 from structlog.typing import Processor
 
+from lfusys.observability.tracing import trace_ids
 from lfusys.settings import Settings
 
 
@@ -36,6 +37,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        trace_ids,
     ]
     renderer: Processor
     # Frame locals can hold passwords and tokens: tracebacks are logged without them, in either format.

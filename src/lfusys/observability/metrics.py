@@ -9,12 +9,15 @@ up, whichever process answers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+import structlog
 from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -31,6 +34,9 @@ from prometheus_client import (
 )
 
 from lfusys.errors import NotAuthenticated
+from lfusys.storage.ports import EventQueue
+
+log = structlog.get_logger(__name__)
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -51,7 +57,8 @@ FINALIZE_SECONDS = Histogram(
 FILE_SIZE_BYTES = Histogram("lfusys_file_size_bytes", "Size of each file made", buckets=_SIZE_BUCKETS)
 QUEUE_MESSAGES = Gauge(
     "lfusys_event_queue_messages",
-    "Storage events waiting (queue=main) or given up on (queue=dead_letter), as last sampled",
+    "Storage events waiting (queue=main), received and not yet handled (queue=in_flight) or given up on"
+    " (queue=dead_letter), as last sampled",
     ["queue"],
     multiprocess_mode="livemostrecent",
 )
@@ -66,6 +73,25 @@ DEPENDENCY_FAILURES = Counter(
     "Calls to a backing service that failed: redis (the request went on without it) or aws (retried)",
     ["dependency"],
 )
+
+
+QUEUE_SAMPLE_INTERVAL = 15.0
+"""Seconds between two looks at the queue's depth."""
+
+
+async def sample_queue_depth(queue: EventQueue, stop: asyncio.Event, every: float = QUEUE_SAMPLE_INTERVAL) -> None:
+    """Keep :data:`QUEUE_MESSAGES` up to date until ``stop`` is set (a failed look is skipped)."""
+    while not stop.is_set():
+        try:
+            depth = await queue.depth()
+        except Exception:
+            log.warning("the event queue's depth could not be read", exc_info=True)
+        else:
+            QUEUE_MESSAGES.labels("main").set(depth.visible)
+            QUEUE_MESSAGES.labels("in_flight").set(depth.in_flight)
+            QUEUE_MESSAGES.labels("dead_letter").set(depth.dead_letters)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
 
 
 def prepare_multiprocess_dir(directory: Path) -> None:

@@ -15,6 +15,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from lfusys.auth.records import User
+from lfusys.observability.tracing import name_server_span
 
 log = structlog.get_logger("lfusys.access")
 
@@ -47,6 +48,8 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Routed by now, and the request's span still open (it ends with the response).
+                name_server_span(scope["method"], scope.get("path_template"))
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 

@@ -19,6 +19,7 @@ import structlog
 from lfusys.clock import Clock
 from lfusys.files.records import FileRecord
 from lfusys.observability.metrics import FILE_SIZE_BYTES, FINALIZE_SECONDS, UPLOADS
+from lfusys.observability.tracing import links_to, tracer, tracing_configured
 from lfusys.sessions.records import StoredChunk, UploadSession
 from lfusys.sessions.renewal import kept_renewed
 from lfusys.storage.objects import ChunkStored
@@ -105,17 +106,28 @@ class Finalizer:
     async def on_chunks_stored(self, events: Sequence[ChunkStored]) -> None:
         """Record stored chunks, and finalize every session that this completes."""
         for session in await self.record(events):
-            await self.finalize(session.id)
+            await self.finalize(session.id, [event for event in events if event.upload_id == session.id])
 
-    async def finalize(self, upload_id: str) -> bool:
+    async def finalize(self, upload_id: str, completing: Sequence[ChunkStored] = ()) -> bool:
         """Claim, assemble, write the file row, complete, clean up. False if another worker has it
         or the session failed.
+
+        When traced, this is one span (``upload.id``) linked to the requests that stored
+        ``completing``, the chunk events that made the session full.
 
         A permanent problem (a chunk missing or of the wrong size, a file of the wrong size) fails
         the session at once. Any other error lets the lease lapse and propagates, so the event is
         delivered again or the janitor re-drives the session; after ``max_attempts`` claims the
         session fails instead of being tried forever.
         """
+        links = links_to(await self._traceparents(completing)) if tracing_configured() else []
+        with tracer().start_as_current_span("finalize upload", links=links, attributes={"upload.id": upload_id}):
+            return await self._finalize(upload_id)
+
+    async def _traceparents(self, events: Sequence[ChunkStored]) -> list[str | None]:
+        return [event.traceparent or await self._blobs.chunk_traceparent(event.upload_id, event.n) for event in events]
+
+    async def _finalize(self, upload_id: str) -> bool:
         now = self._clock()
         session = await self._uploads.claim_finalize(upload_id, self._worker_id, now, now + self._lease)
         if session is None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import structlog
 
+from lfusys.observability.metrics import EVENT_AGE_SECONDS
 from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.renewal import kept_renewed
 from lfusys.storage.objects import ChunkStored, MalformedEvent, chunks_in_event
@@ -94,14 +95,16 @@ class EventWorker:
                 lambda: self._extend(pending.values()), every=self._visibility / 2, what="message visibility"
             ):
                 events = self._events_in(messages)
+                _note_event_age([event for found in events.values() for event in found])
                 ready = await self._finalizer.record([event for found in events.values() for event in found])
                 finishing = {session.id for session in ready}
                 done = [receipt for receipt, found in events.items() if not finishing & {e.upload_id for e in found}]
                 await self._acknowledge(pending, done)
                 for upload_id in finishing:
-                    await self._finalizer.finalize(upload_id)
-                    completing = [r for r, found in events.items() if upload_id in {e.upload_id for e in found}]
-                    await self._acknowledge(pending, [r for r in completing if r in pending])
+                    completing = [e for found in events.values() for e in found if e.upload_id == upload_id]
+                    await self._finalizer.finalize(upload_id, completing)
+                    receipts = [r for r, found in events.items() if upload_id in {e.upload_id for e in found}]
+                    await self._acknowledge(pending, [r for r in receipts if r in pending])
         except asyncio.CancelledError:
             # Shutting down: let another worker (or this one after a restart) take them right away.
             with contextlib.suppress(Exception):
@@ -134,6 +137,13 @@ class EventWorker:
         for message in list(messages):
             await self._queue.extend_visibility(message.receipt, self._visibility)
         return True
+
+
+def _note_event_age(events: list[ChunkStored]) -> None:
+    """How far behind the worker is: the age of the oldest event of the batch in hand."""
+    times = [event.stored_at for event in events if event.stored_at is not None]
+    if times:
+        EVENT_AGE_SECONDS.set(max(0.0, (datetime.now(UTC) - min(times)).total_seconds()))
 
 
 async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:

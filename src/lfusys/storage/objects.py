@@ -46,14 +46,22 @@ def file_key(file_id: str) -> str:
 class ChunkStored(msgspec.Struct, frozen=True):
     upload_id: str
     n: int
+    stored_at: datetime | None = None
+    """When the object was created (the event's ``eventTime``)."""
+    traceparent: str | None = None
+    """The W3C trace context of the request that stored the chunk, when the event carries one (the
+    local and memory stores' events do; S3's keep it in the object's metadata instead)."""
 
 
 class MalformedEvent(ValueError):
     """The message is not an S3 event notification; it is left for the dead-letter queue."""
 
 
-def object_created_event(bucket: str, key: str, size: int, sequencer: int, now: datetime | None = None) -> str:
-    """The JSON S3 sends to SQS for ``s3:ObjectCreated:Put`` (the fields the worker reads, and a few more)."""
+def object_created_event(
+    bucket: str, key: str, size: int, sequencer: int, traceparent: str | None = None, now: datetime | None = None
+) -> str:
+    """The JSON S3 sends to SQS for ``s3:ObjectCreated:Put`` (the fields the worker reads, and a few
+    more), with the storing request's ``traceparent`` beside them when it is traced."""
     moment = now or datetime.now(UTC)
     record = {
         "eventVersion": "2.1",
@@ -67,6 +75,8 @@ def object_created_event(bucket: str, key: str, size: int, sequencer: int, now: 
             "object": {"key": key, "size": size, "sequencer": f"{sequencer:016X}"},
         },
     }
+    if traceparent is not None:
+        record["traceparent"] = traceparent
     return json.dumps({"Records": [record]})
 
 
@@ -95,5 +105,24 @@ def chunks_in_event(body: str) -> list[ChunkStored]:
             continue
         match = _CHUNK_KEY.match(key)
         if match:
-            stored.append(ChunkStored(upload_id=match.group(1), n=int(match.group(2))))
+            traceparent = record.get("traceparent")
+            stored.append(
+                ChunkStored(
+                    upload_id=match.group(1),
+                    n=int(match.group(2)),
+                    stored_at=_event_time(record.get("eventTime")),
+                    traceparent=traceparent if isinstance(traceparent, str) else None,
+                )
+            )
     return stored
+
+
+def _event_time(value: object) -> datetime | None:
+    """S3's ``eventTime`` (``2026-11-30T01:02:03.456Z``), or None if it is missing or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

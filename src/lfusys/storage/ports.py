@@ -320,6 +320,12 @@ class BlobStore(Protocol):
         """The chunk numbers stored for ``upload_id``, ascending."""
         ...
 
+    async def chunk_traceparent(self, upload_id: str, n: int) -> str | None:
+        """The trace context kept with chunk ``n`` by the request that stored it, if this store keeps
+        one with its objects (S3: object metadata). The local and memory stores put it in the storage
+        event instead (:attr:`ChunkStored.traceparent`) and answer None."""
+        ...
+
     async def delete_chunk(self, upload_id: str, n: int) -> None:
         """Delete one chunk, if it is there."""
         ...
@@ -398,6 +404,16 @@ class QueueMessage(msgspec.Struct, frozen=True, kw_only=True):
     receive_count: int
 
 
+class QueueDepth(msgspec.Struct, frozen=True, kw_only=True):
+    """How many messages a queue holds (approximate on SQS)."""
+
+    visible: int
+    """Waiting to be received."""
+    in_flight: int
+    """Received and not yet acknowledged (hidden)."""
+    dead_letters: int
+
+
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     body: str
@@ -432,6 +448,10 @@ class EventQueue(Protocol):
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """Messages that were given up on, oldest first."""
+        ...
+
+    async def depth(self) -> QueueDepth:
+        """What the queue and its dead letters hold now (for metrics)."""
         ...
 
     async def redrive(self, ids: Sequence[str] | None) -> int:

@@ -22,7 +22,7 @@ from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.records import UploadSession
 from lfusys.sessions.worker import EventWorker
 from lfusys.storage.objects import ChunkStored, object_created_event
-from lfusys.storage.ports import DeadLetter, EventQueue, QueueMessage
+from lfusys.storage.ports import DeadLetter, EventQueue, QueueDepth, QueueMessage
 from tests.support import (
     completed,
     eventually,
@@ -86,6 +86,9 @@ class WatchedQueue:
 
     async def redrive(self, ids: Sequence[str] | None) -> int:
         return await self.queue.redrive(ids)
+
+    async def depth(self) -> QueueDepth:
+        return await self.queue.depth()
 
     async def acknowledged(self, count: int) -> bool:
         return self.deleted >= count
@@ -229,7 +232,7 @@ class RecordingFinalizer:
             self.running -= 1
         return []
 
-    async def finalize(self, upload_id: str) -> bool:
+    async def finalize(self, upload_id: str, completing: Sequence[ChunkStored] = ()) -> bool:
         raise AssertionError("nothing is complete here")
 
 
@@ -366,9 +369,9 @@ async def test_the_message_that_completes_a_session_is_acknowledged_after_the_fi
     finalize = services.finalizer.finalize
     acknowledged_when_finalizing: list[int] = []
 
-    async def watched(upload_id: str) -> bool:
+    async def watched(upload_id: str, completing: Sequence[ChunkStored] = ()) -> bool:
         acknowledged_when_finalizing.append(queue.deleted)
-        return await finalize(upload_id)
+        return await finalize(upload_id, completing)
 
     monkeypatch.setattr(services.finalizer, "finalize", watched)
 

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from lfusys.files.ranges import ByteRange
 from lfusys.files.service import content_disposition
+from lfusys.observability.tracing import TRACEPARENT, current_traceparent
 from lfusys.storage.aws.clients import AwsClients, error_code
 from lfusys.storage.objects import checked_id, chunk_key, file_key, object_created_event, upload_prefix
 from lfusys.storage.ports import (
@@ -142,6 +143,8 @@ class S3BlobStore:
     async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         key = chunk_key(checked_id(upload_id), n)
         checked = _CheckedBody(body, size, sha256)
+        traceparent = current_traceparent()
+        traced = {TRACEPARENT: traceparent} if traceparent is not None else {}
         try:
             await self._s3_streaming.put_object(
                 Bucket=self._bucket,
@@ -151,6 +154,8 @@ class S3BlobStore:
                 ContentLength=size,
                 ChecksumSHA256=_checksum(sha256),
                 IfNoneMatch="*",
+                # S3's event does not carry it: the finalizer reads it from here.
+                Metadata=traced,
             )
         except Exception as exc:
             # Whatever the request failed with, a refused or broken body is the cause.
@@ -189,7 +194,8 @@ class S3BlobStore:
 
     async def _announce(self, key: str, size: int) -> None:
         try:
-            await self._on_object_created(object_created_event(self._bucket, key, size, time.time_ns()))
+            event = object_created_event(self._bucket, key, size, time.time_ns(), current_traceparent())
+            await self._on_object_created(event)
         except Exception:
             # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
             log.exception("storage event could not be queued; recovery will record the chunk", key=key)
@@ -225,6 +231,13 @@ class S3BlobStore:
         if sha256 is None:
             raise ChunkMissing(n)
         return sha256
+
+    async def chunk_traceparent(self, upload_id: str, n: int) -> str | None:
+        try:
+            head = await self._s3.head_object(Bucket=self._bucket, Key=chunk_key(checked_id(upload_id), n))
+        except ClientError:
+            return None
+        return head.get("Metadata", {}).get(TRACEPARENT)
 
     async def list_chunks(self, upload_id: str) -> list[int]:
         prefix = upload_prefix(checked_id(upload_id))

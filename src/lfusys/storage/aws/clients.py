@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 from aiobotocore.config import AioConfig as Config
 from botocore.exceptions import ClientError
+from opentelemetry.trace import SpanKind, StatusCode
 
+from lfusys.observability.metrics import DEPENDENCY_FAILURES
+from lfusys.observability.tracing import tracer, tracing_configured
 from lfusys.settings import AwsSettings
 from lfusys.storage.aws.resources import Names
 
@@ -100,4 +103,53 @@ async def open_clients(settings: AwsSettings) -> AsyncIterator[AwsClients]:
             session.client("sqs", config=client_config(settings, holds_open=LONGEST_POLL))
         )
         dynamodb = await stack.enter_async_context(session.client("dynamodb", config=client_config(settings)))
+        for client in (s3, s3_streaming, sqs, dynamodb):
+            _observe_calls(client)
         yield AwsClients(Names(settings.aws_prefix), s3, s3_streaming, sqs, dynamodb)
+
+
+_SPAN = "lfusys.span"
+"""Where a call's span waits, in botocore's per-call context, between its start and its end."""
+
+
+def _observe_calls(client: Any) -> None:
+    """Count the retries of every call (a failing dependency); when traced, one client span per call
+    (``S3.PutObject``), a child of the request or finalization that made it."""
+    events = client.meta.events
+    events.register("after-call", _count_retries)
+    if tracing_configured():
+        events.register("before-call", _start_call_span)
+        events.register("after-call", _end_call_span)
+        events.register("after-call-error", _end_call_span)
+
+
+def _count_retries(parsed: dict[str, Any], **_: Any) -> None:
+    retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    if retries:
+        DEPENDENCY_FAILURES.labels("aws").inc(retries)
+
+
+def _start_call_span(model: Any, context: dict[str, Any], **_: Any) -> None:
+    service = model.service_model.service_id
+    context[_SPAN] = tracer().start_span(
+        f"{service}.{model.name}",
+        kind=SpanKind.CLIENT,
+        attributes={"rpc.system": "aws-api", "rpc.service": str(service), "rpc.method": model.name},
+    )
+    # None: a before-call handler that answers would stand in for the call itself.
+
+
+def _end_call_span(
+    context: dict[str, Any], http_response: Any = None, exception: BaseException | None = None, **_: Any
+) -> None:
+    span = context.pop(_SPAN, None)
+    if span is None:
+        return
+    if http_response is not None:
+        span.set_attribute("http.status_code", http_response.status_code)
+        if http_response.status_code >= 400:
+            span.set_status(StatusCode.ERROR)
+    if exception is not None:
+        span.record_exception(exception)
+        span.set_status(StatusCode.ERROR)
+    span.end()

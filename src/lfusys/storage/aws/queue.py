@@ -17,11 +17,11 @@ import structlog
 from botocore.exceptions import ClientError
 
 from lfusys.storage.aws.clients import LONGEST_POLL, AwsClients, error_code
-from lfusys.storage.ports import DeadLetter, QueueMessage
+from lfusys.storage.ports import DeadLetter, QueueDepth, QueueMessage
 
 if TYPE_CHECKING:  # the client types are stubs, installed for development only
     from types_aiobotocore_sqs import SQSClient
-    from types_aiobotocore_sqs.literals import MessageSystemAttributeNameType
+    from types_aiobotocore_sqs.literals import MessageSystemAttributeNameType, QueueAttributeFilterType
     from types_aiobotocore_sqs.type_defs import MessageTypeDef
 
 log = structlog.get_logger(__name__)
@@ -68,6 +68,21 @@ class SqsEventQueue:
 
     async def send(self, body: str) -> None:
         await self._sqs.send_message(QueueUrl=self._url, MessageBody=body)
+
+    async def depth(self) -> QueueDepth:
+        names: list[QueueAttributeFilterType] = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ]
+        main, dead = await asyncio.gather(
+            self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=names),
+            self._sqs.get_queue_attributes(QueueUrl=self._dead_letter_url, AttributeNames=names[:1]),
+        )
+        return QueueDepth(
+            visible=int(main["Attributes"].get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(main["Attributes"].get("ApproximateNumberOfMessagesNotVisible", 0)),
+            dead_letters=int(dead["Attributes"].get("ApproximateNumberOfMessages", 0)),
+        )
 
     async def receive(self, max_messages: int, wait_seconds: float, visibility_timeout: float) -> list[QueueMessage]:
         count = min(max(max_messages, 1), _BATCH)

@@ -38,6 +38,7 @@ import structlog
 
 from lfusys.files.ranges import ByteRange
 from lfusys.files.signing import SignedLinks
+from lfusys.observability.tracing import current_traceparent
 from lfusys.storage.objects import checked_id, chunk_key, object_created_event
 from lfusys.storage.ports import (
     AssemblyLost,
@@ -190,7 +191,9 @@ class LocalBlobStore:
         # A repeat emits the event again: if the first one was lost, this makes it good. Like S3, the
         # event goes out beside the answer, not before it: the caller need not wait for the queue.
         self._sequencer += 1
-        emitting = asyncio.create_task(self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer))
+        emitting = asyncio.create_task(
+            self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer, current_traceparent())
+        )
         self._emitting.add(emitting)
         emitting.add_done_callback(self._emitting.discard)
         return stored
@@ -220,9 +223,9 @@ class LocalBlobStore:
                     await writer.drain()
                 await self._in_thread(_discard_temporary, fd, temporary)
 
-    async def _emit_object_created(self, key: str, size: int, sequencer: int) -> None:
+    async def _emit_object_created(self, key: str, size: int, sequencer: int, traceparent: str | None) -> None:
         try:
-            await self._on_object_created(object_created_event(self._bucket, key, size, sequencer))
+            await self._on_object_created(object_created_event(self._bucket, key, size, sequencer, traceparent))
         except Exception:
             # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
             log.exception("storage event could not be queued; recovery will record the chunk", key=key)
@@ -255,6 +258,9 @@ class LocalBlobStore:
             return await self._in_thread(_hash_file, self._chunk_path(upload_id, n))
         except FileNotFoundError:
             raise ChunkMissing(n) from None
+
+    async def chunk_traceparent(self, upload_id: str, n: int) -> None:
+        return None  # the storage event carries it
 
     async def list_chunks(self, upload_id: str) -> list[int]:
         directory = self._uploads / checked_id(upload_id)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from lfusys.storage.local.database import Database
-from lfusys.storage.ports import DeadLetter, QueueMessage
+from lfusys.storage.ports import DeadLetter, QueueDepth, QueueMessage
 
 # How often a long poll looks for messages sent by another process.
 _POLL_INTERVAL = 0.5
@@ -111,6 +111,16 @@ class LocalEventQueue:
             "UPDATE event_queue SET visible_at = ? WHERE id = ? AND receipt = ?",
             (time.time() + seconds, _message_id(receipt), receipt),
         )
+
+    async def depth(self) -> QueueDepth:
+        row = await self._db.fetch_one(
+            "SELECT (SELECT count(*) FROM event_queue WHERE visible_at <= ?1) AS visible,"
+            " (SELECT count(*) FROM event_queue WHERE visible_at > ?1) AS in_flight,"
+            " (SELECT count(*) FROM event_dead_letters) AS dead_letters",
+            (time.time(),),
+        )
+        assert row is not None
+        return QueueDepth(visible=row["visible"], in_flight=row["in_flight"], dead_letters=row["dead_letters"])
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = await self._db.fetch_all("SELECT * FROM event_dead_letters ORDER BY id LIMIT ?", (limit,))

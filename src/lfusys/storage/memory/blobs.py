@@ -20,6 +20,7 @@ import structlog
 
 from lfusys.files.ranges import ByteRange
 from lfusys.files.signing import SignedLinks
+from lfusys.observability.tracing import current_traceparent
 from lfusys.storage.objects import checked_id, chunk_key, object_created_event
 from lfusys.storage.ports import (
     AssemblyLost,
@@ -123,7 +124,9 @@ class MemoryBlobStore:
     async def _emit_object_created(self, key: str, size: int) -> None:
         self._sequencer += 1
         try:
-            await self._on_object_created(object_created_event(_BUCKET, key, size, self._sequencer))
+            await self._on_object_created(
+                object_created_event(_BUCKET, key, size, self._sequencer, current_traceparent())
+            )
         except Exception:
             # The chunk is stored and its hash will be recorded; the janitor's recovery finds it.
             log.exception("storage event could not be queued; recovery will record the chunk", key=key)
@@ -134,6 +137,9 @@ class MemoryBlobStore:
         if chunk is None:
             raise ChunkMissing(n)
         return chunk.sha256
+
+    async def chunk_traceparent(self, upload_id: str, n: int) -> None:
+        return None  # the storage event carries it
 
     async def list_chunks(self, upload_id: str) -> list[int]:
         upload = self._uploads.get(checked_id(upload_id))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import msgspec
 from msgspec.structs import replace
 
-from lfusys.storage.ports import DeadLetter, QueueMessage
+from lfusys.storage.ports import DeadLetter, QueueDepth, QueueMessage
 
 
 class _Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +98,11 @@ class MemoryEventQueue:
         if message is not None:
             self._messages[message.id] = replace(message, visible_at=time.time() + seconds)
             self._changed.set()
+
+    async def depth(self) -> QueueDepth:
+        now = time.time()
+        visible = sum(1 for message in self._messages.values() if message.visible_at <= now)
+        return QueueDepth(visible=visible, in_flight=len(self._messages) - visible, dead_letters=len(self._dead))
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         return [self._dead[message_id] for message_id in heapq.nsmallest(limit, self._dead)]
