@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lfusys.forwarded import ForwardedHeaders
 from lfusys.observability.request_context import RequestContext
 from lfusys.observability.tracing import tracing_configured
 from tests.conftest import AppFactory
@@ -37,6 +38,7 @@ async def test_one_upload_is_one_tree_of_request_spans_and_a_linked_finalization
         data_dir,
         log_path,
         backend=backend_name,
+        workers=1,
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="100",
         LFUSYS_MIN_CHUNK_SIZE="1024",
@@ -94,7 +96,9 @@ def test_without_an_endpoint_tracing_is_off_and_nothing_is_installed(
     app = app_factory()
 
     assert not tracing_configured()
-    assert isinstance(app.asgi_handler.app, RequestContext)  # no tracing middleware in between
+    handler = app.asgi_handler
+    assert isinstance(handler, ForwardedHeaders)
+    assert isinstance(handler.app, RequestContext)  # no tracing middleware in between
 
 
 @pytest.mark.parametrize(
