@@ -52,6 +52,11 @@ class ChunkStored(msgspec.Struct, frozen=True):
     """The W3C trace context of the request that stored the chunk, when the event carries one (the
     local and memory stores' events do; S3's keep it in the object's metadata instead)."""
 
+    @property
+    def chunk(self) -> tuple[str, int]:
+        """Which chunk the event is about (two events about one chunk may differ in time and trace)."""
+        return (self.upload_id, self.n)
+
 
 class MalformedEvent(ValueError):
     """The message is not an S3 event notification; it is left for the dead-letter queue."""

@@ -237,7 +237,7 @@ class DynamoUploadStore:
         return await self.get(upload_id)
 
     async def record_chunks(self, chunks: Sequence[ChunkStored], now: datetime) -> list[UploadSession]:
-        for chunk in dict.fromkeys(chunks):
+        for chunk in {chunk.chunk: chunk for chunk in chunks}.values():  # each chunk once
             await self._record_one(chunk, now)
         named = dict.fromkeys(chunk.upload_id for chunk in chunks)
         return [session for upload_id in named if (session := await self.get(upload_id))]
