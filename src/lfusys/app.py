@@ -28,7 +28,7 @@ from lfusys.http import StrictJSONRequest
 from lfusys.observability.health import HealthController
 from lfusys.observability.logging import configure_logging
 from lfusys.observability.metrics import http_metrics, metrics_endpoint
-from lfusys.observability.request_context import RequestContext
+from lfusys.observability.request_context import LogContextMiddleware, RequestContext
 from lfusys.observability.tracing import asgi_tracing, configure_tracing, flush_traces
 from lfusys.rate_limits.limits import RATE_LIMIT_OPT, Rule
 from lfusys.rate_limits.middleware import RateLimitMiddleware
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         middleware=[
             http_metrics().middleware,
             DefineMiddleware(CookieAuthenticationMiddleware),
+            LogContextMiddleware(),
             # After authentication (the API limit counts per user), before CSRF and every handler.
             RateLimitMiddleware(),
             DefineMiddleware(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 import structlog
 from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from lfusys.auth.records import User
@@ -67,6 +69,26 @@ class RequestContext:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     user_id=user.id if isinstance(user, User) else None,
+                    **_named_in_path(scope),
                     # The real client behind trusted proxies (lfusys.forwarded has put it in the scope).
                     client=client[0] if client else None,
                 )
+
+
+def _named_in_path(scope: Scope) -> dict[str, str]:
+    """The upload or file a request is about, from its route's path parameters."""
+    params: Mapping[str, object] = scope.get("path_params") or {}
+    return {key: value for key in ("upload_id", "file_id") if isinstance(value := params.get(key), str)}
+
+
+class LogContextMiddleware(ASGIMiddleware):
+    """Names the signed-in user and the upload (or file) a request is about on every log line it writes;
+    after authentication and routing, so both are known."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        user = scope.get("user")
+        known = {**_named_in_path(scope), **({"user_id": user.id} if isinstance(user, User) else {})}
+        with structlog.contextvars.bound_contextvars(**known):
+            await next_app(scope, receive, send)
