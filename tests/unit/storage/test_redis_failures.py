@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from lfusys.storage.redis import KVFailures
@@ -20,9 +21,14 @@ class Stopwatch:
         return self.now
 
 
+def exported_redis_failures() -> float:
+    return REGISTRY.get_sample_value("lfusys_dependency_failures_total", {"dependency": "redis"}) or 0.0
+
+
 def test_an_outage_is_logged_once_per_interval_and_every_failure_counted() -> None:
     watch = Stopwatch()
     failures = KVFailures(interval=timedelta(seconds=30), monotonic=watch)
+    exported_before = exported_redis_failures()
 
     with capture_logs() as logs:
         for _ in range(100):
@@ -33,6 +39,7 @@ def test_an_outage_is_logged_once_per_interval_and_every_failure_counted() -> No
         failures.failed(TimeoutError())
 
     assert failures.total == 102
+    assert exported_redis_failures() - exported_before == 102  # on /metrics too
     assert [(entry["event"], entry["error"], entry["failures"]) for entry in logs] == [
         (DOWN, "ConnectionError", 1),
         (DOWN, "TimeoutError", 102),

@@ -116,14 +116,14 @@ def _observe_calls(client: Any) -> None:
     """Count the retries of every call (a failing dependency); when traced, one client span per call
     (``S3.PutObject``), a child of the request or finalization that made it."""
     events = client.meta.events
-    events.register("after-call", _count_retries)
+    events.register("after-call", count_retries)
     if tracing_configured():
         events.register("before-call", _start_call_span)
         events.register("after-call", _end_call_span)
         events.register("after-call-error", _end_call_span)
 
 
-def _count_retries(parsed: dict[str, Any], **_: Any) -> None:
+def count_retries(parsed: dict[str, Any], **_: Any) -> None:
     retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
     if retries:
         DEPENDENCY_FAILURES.labels("aws").inc(retries)
