@@ -67,3 +67,25 @@ class RefreshOutcome(enum.Enum):
     """Its family was revoked (logout or an earlier replay)."""
     UNKNOWN = "unknown"
     """No such token was ever issued here."""
+
+
+TOKEN_SCOPES = ("upload", "read", "delete")
+"""What a personal API token may do: ``upload`` (start, resume, send and cancel uploads), ``read``
+(list and download files), ``delete`` (delete files)."""
+
+
+class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A personal API token. Its secret is kept only as a SHA-256 hash."""
+
+    id: str
+    user_id: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

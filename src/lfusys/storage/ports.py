@@ -23,7 +23,7 @@ from typing import Protocol
 
 import msgspec
 
-from lfusys.auth.records import RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import ApiToken, RefreshOutcome, RefreshToken, User
 from lfusys.files.ranges import ByteRange
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.files.signing import SignedLinks
@@ -85,6 +85,27 @@ class TokenStore(Protocol):
     async def revoke_family(self, family_id: str, now: datetime) -> None: ...
 
     async def is_family_active(self, family_id: str) -> bool: ...
+
+
+class ApiTokenStore(Protocol):
+    """Personal API tokens, found by id (the id is part of the token, so a check is one consistent read
+    on every backend: a revoked token is refused at once, on every replica)."""
+
+    async def add(self, token: ApiToken) -> None: ...
+
+    async def get(self, token_id: str) -> ApiToken | None: ...
+
+    async def list_for(self, user_id: str) -> list[ApiToken]:
+        """The user's tokens that are not revoked, newest first."""
+        ...
+
+    async def revoke(self, user_id: str, token_id: str, now: datetime) -> bool:
+        """Revoke the user's token; False if the user has no such token (or it was revoked already)."""
+        ...
+
+    async def mark_used(self, token_id: str, now: datetime) -> None:
+        """Remember when the token was last used."""
+        ...
 
 
 # --- upload sessions and files -------------------------------------------------------------------
@@ -520,6 +541,7 @@ class Backend:
     """What the backend keeps where, in a line, said at start-up."""
     users: UserStore
     tokens: TokenStore
+    api_tokens: ApiTokenStore
     uploads: UploadStore
     files: FileStore
     blobs: BlobStore

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import ApiToken, EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.aws.clients import AwsClients
 from lfusys.storage.aws.dynamo import Table, TransactionCancelled, expression, stamp, transact, unstamp
 
@@ -186,3 +186,70 @@ class DynamoTokenStore:
     async def is_family_active(self, family_id: str) -> bool:
         family = await self._families.get({"id": family_id})
         return family is not None and "revoked_at" not in family
+
+
+def _api_token(item: dict[str, Any]) -> ApiToken:
+    def moment(name: str) -> datetime | None:
+        return unstamp(item[name]) if name in item else None
+
+    return ApiToken(
+        id=item["id"],
+        user_id=item["user_id"],
+        name=item["name"],
+        scopes=tuple(item["scopes"].split()),
+        secret_hash=item["secret_hash"],
+        created_at=unstamp(item["created_at"]),
+        expires_at=moment("expires_at"),
+        last_used_at=moment("last_used_at"),
+        revoked_at=moment("revoked_at"),
+    )
+
+
+class DynamoApiTokenStore:
+    """The ApiTokenStore port over the ``api-tokens`` table."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self._tokens = Table(clients.dynamodb, clients.names.table("api-tokens"))
+
+    async def add(self, token: ApiToken) -> None:
+        item: dict[str, Any] = {
+            "id": token.id,
+            "user_id": token.user_id,
+            "name": token.name,
+            "scopes": " ".join(token.scopes),
+            "secret_hash": token.secret_hash,
+            "created_at": stamp(token.created_at),
+            "created_key": f"{stamp(token.created_at)}#{token.id}",
+        }
+        if token.expires_at is not None:
+            item["expires_at"] = stamp(token.expires_at)
+        if not await self._tokens.put(item, expression("attribute_not_exists(#id)")):
+            raise ValueError(f"token {token.id} exists")
+
+    async def get(self, token_id: str) -> ApiToken | None:
+        item = await self._tokens.get({"id": token_id})
+        return _api_token(item) if item else None
+
+    async def list_for(self, user_id: str) -> list[ApiToken]:
+        items = self._tokens.query(
+            expression("#user_id = :user_id", user_id=user_id), index="by-user", newest_first=True
+        )
+        tokens = [_api_token(item) async for item in items]
+        return [token for token in tokens if token.revoked_at is None]
+
+    async def revoke(self, user_id: str, token_id: str, now: datetime) -> bool:
+        updated = await self._tokens.update(
+            {"id": token_id},
+            expression("SET #revoked_at = :now", now=stamp(now)),
+            expression(
+                "attribute_exists(#id) AND #user_id = :user_id AND attribute_not_exists(#revoked_at)", user_id=user_id
+            ),
+        )
+        return updated is not None
+
+    async def mark_used(self, token_id: str, now: datetime) -> None:
+        await self._tokens.update(
+            {"id": token_id},
+            expression("SET #last_used_at = :now", now=stamp(now)),
+            expression("attribute_exists(#id)"),
+        )

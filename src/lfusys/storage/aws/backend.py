@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from lfusys.clock import Clock
 from lfusys.keys import ServerKeys
 from lfusys.settings import Settings
-from lfusys.storage.aws.accounts import DynamoTokenStore, DynamoUserStore
+from lfusys.storage.aws.accounts import DynamoApiTokenStore, DynamoTokenStore, DynamoUserStore
 from lfusys.storage.aws.blobs import S3BlobStore
 from lfusys.storage.aws.clients import AwsClients, error_code, open_clients
 from lfusys.storage.aws.files import DynamoFileStore
@@ -79,6 +79,7 @@ async def open_aws_backend(settings: Settings, keys: ServerKeys, clock: Clock) -
             description=f"aws: bucket {names.bucket}, queue {names.queue}, tables {names.table('*')}",
             users=DynamoUserStore(clients),
             tokens=DynamoTokenStore(clients),
+            api_tokens=DynamoApiTokenStore(clients),
             uploads=DynamoUploadStore(clients),
             files=DynamoFileStore(clients),
             blobs=S3BlobStore(

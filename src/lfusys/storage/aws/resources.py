@@ -11,6 +11,8 @@ Tables (on-demand capacity; every key is a string):
   (``user_id``, ``provider``): an identity item per sign-in identity makes "linked to exactly one user" a
   conditional write, and the index lists a user's identities.
 - ``token-families`` (``id``) and ``refresh-tokens`` (``jti``, expired by DynamoDB's TTL on ``ttl``).
+- ``api-tokens`` (``id``), with index ``by-user`` (``user_id``, ``created_key``) for a user's list; a
+  token is checked by a consistent read of its id, never through the index.
 - ``uploads`` (``id``, ``sk``): the session item has ``sk = "session"``; chunk ``n`` has
   ``sk = "chunk#00042"`` (zero-padded, so a query returns chunks in order). The session item carries
   sparse attributes that put it into an index only while it is in a given state:
@@ -83,6 +85,7 @@ TABLES: dict[str, dict[str, Any]] = {
     "emails": {"KeySchema": _key("email")},
     "identities": {"KeySchema": _key("id"), "GlobalSecondaryIndexes": [_index("by-user", "user_id", "provider")]},
     "token-families": {"KeySchema": _key("id")},
+    "api-tokens": {"KeySchema": _key("id"), "GlobalSecondaryIndexes": [_index("by-user", "user_id", "created_key")]},
     "refresh-tokens": {"KeySchema": _key("jti"), "ttl": "ttl"},
     "uploads": {
         "KeySchema": _key("id", "sk"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import ApiToken, EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.local.database import Database, db_time, from_db_time
 
 
@@ -133,3 +133,63 @@ class SqliteTokenStore:
     async def is_family_active(self, family_id: str) -> bool:
         row = await self._db.fetch_one("SELECT 1 FROM token_families WHERE id = ? AND revoked_at IS NULL", (family_id,))
         return row is not None
+
+
+def _api_token(row: sqlite3.Row) -> ApiToken:
+    def moment(value: str | None) -> datetime | None:
+        return from_db_time(value) if value is not None else None
+
+    return ApiToken(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        scopes=tuple(row["scopes"].split()),
+        secret_hash=row["secret_hash"],
+        created_at=from_db_time(row["created_at"]),
+        expires_at=moment(row["expires_at"]),
+        last_used_at=moment(row["last_used_at"]),
+        revoked_at=moment(row["revoked_at"]),
+    )
+
+
+class SqliteApiTokenStore:
+    """The ApiTokenStore port over the ``api_tokens`` table."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def add(self, token: ApiToken) -> None:
+        await self._db.execute(
+            "INSERT INTO api_tokens (id, user_id, name, scopes, secret_hash, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                token.id,
+                token.user_id,
+                token.name,
+                " ".join(token.scopes),
+                token.secret_hash,
+                db_time(token.created_at),
+                db_time(token.expires_at) if token.expires_at else None,
+            ),
+        )
+
+    async def get(self, token_id: str) -> ApiToken | None:
+        row = await self._db.fetch_one("SELECT * FROM api_tokens WHERE id = ?", (token_id,))
+        return _api_token(row) if row else None
+
+    async def list_for(self, user_id: str) -> list[ApiToken]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
+            (user_id,),
+        )
+        return [_api_token(row) for row in rows]
+
+    async def revoke(self, user_id: str, token_id: str, now: datetime) -> bool:
+        changed = await self._db.execute(
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+            (db_time(now), token_id, user_id),
+        )
+        return changed > 0
+
+    async def mark_used(self, token_id: str, now: datetime) -> None:
+        await self._db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (db_time(now), token_id))

@@ -11,7 +11,7 @@ from lfusys.clock import Clock
 from lfusys.files.signing import SignedLinks
 from lfusys.keys import ServerKeys
 from lfusys.settings import Settings
-from lfusys.storage.local.accounts import SqliteTokenStore, SqliteUserStore
+from lfusys.storage.local.accounts import SqliteApiTokenStore, SqliteTokenStore, SqliteUserStore
 from lfusys.storage.local.blobs import LocalBlobStore
 from lfusys.storage.local.database import Database, apply_migrations
 from lfusys.storage.local.files import SqliteFileStore
@@ -43,6 +43,7 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
             description=f"local: data in {settings.local.data_dir.resolve()}",
             users=SqliteUserStore(database),
             tokens=SqliteTokenStore(database),
+            api_tokens=SqliteApiTokenStore(database),
             uploads=SqliteUploadStore(database),
             files=SqliteFileStore(database),
             blobs=blobs,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from lfusys.auth.records import EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
+from lfusys.auth.records import ApiToken, EmailTaken, IdentityTaken, RefreshOutcome, RefreshToken, User
 from lfusys.storage.memory.metadata import FamilyRow, MemoryMetadata, TokenRow
 
 
@@ -99,3 +99,34 @@ class MemoryTokenStore:
     async def is_family_active(self, family_id: str) -> bool:
         family = self._families.get(family_id)
         return family is not None and family.revoked_at is None
+
+
+class MemoryApiTokenStore:
+    """The ApiTokenStore port: tokens by id."""
+
+    def __init__(self, metadata: MemoryMetadata) -> None:
+        self._tokens = metadata.api_tokens
+
+    async def add(self, token: ApiToken) -> None:
+        if token.id in self._tokens:
+            raise ValueError(f"token {token.id} exists")
+        self._tokens[token.id] = token
+
+    async def get(self, token_id: str) -> ApiToken | None:
+        return self._tokens.get(token_id)
+
+    async def list_for(self, user_id: str) -> list[ApiToken]:
+        mine = [t for t in self._tokens.values() if t.user_id == user_id and t.revoked_at is None]
+        return sorted(mine, key=lambda token: (token.created_at, token.id), reverse=True)
+
+    async def revoke(self, user_id: str, token_id: str, now: datetime) -> bool:
+        token = self._tokens.get(token_id)
+        if token is None or token.user_id != user_id or token.revoked_at is not None:
+            return False
+        self._tokens[token_id] = replace(token, revoked_at=now)
+        return True
+
+    async def mark_used(self, token_id: str, now: datetime) -> None:
+        token = self._tokens.get(token_id)
+        if token is not None:
+            self._tokens[token_id] = replace(token, last_used_at=now)

@@ -10,7 +10,7 @@ from lfusys.clock import Clock
 from lfusys.files.signing import SignedLinks
 from lfusys.keys import ServerKeys, new_keys
 from lfusys.settings import Settings
-from lfusys.storage.memory.accounts import MemoryTokenStore, MemoryUserStore
+from lfusys.storage.memory.accounts import MemoryApiTokenStore, MemoryTokenStore, MemoryUserStore
 from lfusys.storage.memory.blobs import MemoryBlobStore
 from lfusys.storage.memory.kv import MemoryKV
 from lfusys.storage.memory.metadata import MemoryMetadata
@@ -37,6 +37,7 @@ async def open_memory_backend(settings: Settings, keys: ServerKeys, clock: Clock
         description="memory: every upload, file and account is lost when the process exits",
         users=MemoryUserStore(metadata),
         tokens=MemoryTokenStore(metadata),
+        api_tokens=MemoryApiTokenStore(metadata),
         uploads=metadata.uploads,
         files=metadata.files,
         blobs=MemoryBlobStore(on_object_created=queue.send, links=links),

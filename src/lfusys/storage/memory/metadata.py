@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from msgspec.structs import replace
 
-from lfusys.auth.records import User
+from lfusys.auth.records import ApiToken, User
 from lfusys.clock import Clock
 from lfusys.files.records import FilePage, FileRecord
 from lfusys.sessions.records import QuotaExceeded, SessionPage, StoredChunk, UploadSession, UploadStatus
@@ -58,6 +58,7 @@ class MemoryMetadata:
         self.users: dict[str, User] = {}
         self.user_ids_by_email: dict[str, str] = {}
         self.user_ids_by_identity: dict[tuple[str, str], str] = {}
+        self.api_tokens: dict[str, ApiToken] = {}
         """``(provider, provider_user_id)`` → user id."""
         self.families: dict[str, FamilyRow] = {}
         self.refresh_tokens: dict[str, TokenRow] = {}
