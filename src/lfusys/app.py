@@ -18,6 +18,7 @@ from lfusys import __version__
 from lfusys.auth.csrf import HeaderCSRFMiddleware, csrf_config
 from lfusys.auth.middleware import CookieAuthenticationMiddleware
 from lfusys.auth.routes import AuthController
+from lfusys.auth.token_routes import TokensController
 from lfusys.chunks.memory import releasing_memory
 from lfusys.chunks.routes import ChunksController
 from lfusys.clock import Clock, utc_now
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
                 opt={RATE_LIMIT_OPT: Rule.API},
                 route_handlers=[
                     AuthController,
+                    TokensController,
                     UploadsController,
                     ChunksController,
                     FilesController,

@@ -13,6 +13,7 @@ from datetime import timedelta
 import msgspec
 from litestar.datastructures import State
 
+from lfusys.auth.api_tokens import ApiTokens
 from lfusys.auth.cookies import CookiePolicy
 from lfusys.auth.oauth import OAuthEndpoints
 from lfusys.auth.oauth_state import SignInStates
@@ -55,6 +56,7 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     sign_ins: SignInStates
     """Sign-ins through a provider between its redirect and its callback (one-time state in the KV)."""
     auth: AuthService
+    api_tokens: ApiTokens
     sessions: UploadSessions
     admission: ChunkAdmission
     """How many chunk bodies may stream in at once (shared by every way chunks come in)."""
@@ -150,6 +152,7 @@ def build_services(
         oauth=OAuthEndpoints(settings.oauth),
         sign_ins=SignInStates(kv),
         auth=auth,
+        api_tokens=ApiTokens(backend.api_tokens, clock),
         sessions=sessions,
         admission=admission,
         ingress=ChunkIngress(

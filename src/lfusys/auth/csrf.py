@@ -18,16 +18,24 @@ from litestar.middleware.csrf import CSRFMiddleware, generate_csrf_token
 from litestar.types import Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
+from lfusys.auth.api_tokens import TokenAuth
+
 CSRF_HEADER = "x-csrf-token"
 
 
 class HeaderCSRFMiddleware(CSRFMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or should_bypass_middleware(
-            scope=scope,
-            scopes=self.scopes,
-            exclude_opt_key=self.config.exclude_from_csrf_key,
-            exclude_path_pattern=self.exclude,
+        # A request authenticated by an API token carries no ambient credential a cross-site page could
+        # use (a browser never adds an Authorization header by itself): nothing to protect.
+        if (
+            scope["type"] != ScopeType.HTTP
+            or isinstance(scope.get("auth"), TokenAuth)
+            or should_bypass_middleware(
+                scope=scope,
+                scopes=self.scopes,
+                exclude_opt_key=self.config.exclude_from_csrf_key,
+                exclude_path_pattern=self.exclude,
+            )
         ):
             await self.app(scope, receive, send)
             return

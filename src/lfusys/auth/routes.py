@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
-from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.middleware import ANY_SCOPE, TOKEN_SCOPE_OPT, provide_current_user, requires_user
 from lfusys.auth.oauth import CALLBACK_PATH, PROVIDER_NAMES, IdentityRefused, ProviderUnavailable
 from lfusys.auth.oauth_state import STATE_TTL, SignInRefused
 from lfusys.auth.records import User
@@ -187,8 +187,9 @@ class AuthController(Controller):
     @get(
         "/me",
         operation_id="me",
-        responses=error_responses(401, 429),
+        responses=error_responses(401, 403, 429),
         guards=[requires_user],
+        opt={TOKEN_SCOPE_OPT: ANY_SCOPE},
         dependencies={"current_user": Provide(provide_current_user)},
     )
     async def me(self, current_user: NamedDependency[User], services: NamedDependency[Services]) -> UserOut:

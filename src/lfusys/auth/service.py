@@ -224,6 +224,11 @@ class AuthService:
             raise NotAuthenticated("session ended; sign in again")
         return user, claims
 
+    async def caller(self, user_id: str) -> User:
+        """The account ``user_id`` as a request's caller (cached, without secrets); NotAuthenticated if
+        it no longer exists."""
+        return await self._caller(user_id)
+
     async def _caller(self, user_id: str) -> User:
         async def stored() -> User:
             user = await self._users.get(user_id)

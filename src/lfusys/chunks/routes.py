@@ -12,7 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.types import HTTPRequestEvent
 
-from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requires_user
 from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkIngress, ChunkReceipt
 from lfusys.errors import BodyInterrupted, InvalidInput, error_responses
@@ -72,6 +72,7 @@ class ChunksController(Controller):
     path = "/uploads/{upload_id:str}/chunks"
     tags = ["uploads"]
     guards = [requires_user]
+    opt = {TOKEN_SCOPE_OPT: "upload"}
     dependencies = {"current_user": Provide(provide_current_user), "ingress": Provide(provide_ingress)}
 
     @put(

@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT, HTTP_206_PARTIAL_CONTENT
 
-from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requires_user
 from lfusys.auth.records import User
 from lfusys.errors import error_response, error_responses
 from lfusys.files.ranges import RangeNotSatisfiable, parse_range
@@ -56,6 +56,7 @@ class FilesController(Controller):
     path = "/files"
     tags = ["files"]
     guards = [requires_user]
+    opt = {TOKEN_SCOPE_OPT: "read"}
     dependencies = {"current_user": Provide(provide_current_user), "library": Provide(provide_library)}
 
     @get("/", operation_id="listFiles", responses=error_responses(401))
@@ -88,6 +89,7 @@ class FilesController(Controller):
         operation_id="deleteFile",
         status_code=HTTP_204_NO_CONTENT,
         responses=error_responses(401, 403, 404),
+        opt={TOKEN_SCOPE_OPT: "delete"},
     )
     async def delete_file(
         self, file_id: FromPath[str], current_user: NamedDependency[User], library: NamedDependency[FileLibrary]

@@ -23,6 +23,7 @@ import msgspec
 import structlog
 from litestar.types import Scope
 
+from lfusys.auth.api_tokens import TokenAuth
 from lfusys.auth.records import User
 from lfusys.auth.service import normalise_email
 from lfusys.errors import InvalidInput, TooManyRequests
@@ -138,9 +139,13 @@ class RateLimits:
     async def admit(self, scope: Scope, rule: Rule) -> Verdict | None:
         """Count this request against its route's limit; None when it is not counted (the limit is
         off, or the KV did not answer)."""
-        user = scope.get("user")
-        per_user = rule is Rule.API and isinstance(user, User)
-        subject = f"user:{user.id}" if per_user else f"ip:{client_subject(scope)}"
+        user, auth = scope.get("user"), scope.get("auth")
+        if rule is Rule.API and isinstance(auth, TokenAuth):
+            subject = f"token:{auth.token_id}"  # each script its own allowance
+        elif rule is Rule.API and isinstance(user, User):
+            subject = f"user:{user.id}"
+        else:
+            subject = f"ip:{client_subject(scope)}"
         return await self._count(scope, self._by_rule[rule], subject)
 
     async def admit_login(self, scope: Scope, email: str) -> None:

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from lfusys.auth.middleware import provide_current_user, requires_user
+from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requires_user
 from lfusys.auth.records import User
 from lfusys.errors import error_responses
 from lfusys.http import requires_json_body
@@ -30,6 +30,7 @@ class UploadsController(Controller):
     path = "/uploads"
     tags = ["uploads"]
     guards = [requires_user]
+    opt = {TOKEN_SCOPE_OPT: "upload"}
     dependencies = {"current_user": Provide(provide_current_user), "sessions": Provide(provide_sessions)}
 
     @post(
