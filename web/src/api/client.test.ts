@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 vi.mock("./csrf", () => ({ CSRF_HEADER: "X-CSRF-Token", ensureCsrfToken: async () => "token" }));
 
-const { ApiError, listFiles, listUploads, login, me, onSessionEnded, register, setPassword } = await import("./client");
+const { ApiError, createToken, listFiles, listTokens, listUploads, login, me, onSessionEnded, register, revokeToken, setPassword } =
+  await import("./client");
 
 type Call = { url: string; init: RequestInit };
 
@@ -91,6 +92,58 @@ describe("api client", () => {
       status: 403,
       message: "the current password is wrong",
     });
+    expect(calls).toHaveLength(1);
+  });
+
+  it("creates an API token with POST, CSRF and JSON, and returns its secret", async () => {
+    const created = {
+      id: "t1",
+      name: "laptop",
+      scopes: ["upload", "read"],
+      token: "lfusys_secret",
+      created_at: "2025-01-02T03:04:05Z",
+      expires_at: null,
+    };
+    answers.push(() => json(201, created));
+    await expect(createToken({ name: "laptop", scopes: ["upload", "read"] })).resolves.toEqual(created);
+    const [call] = calls;
+    expect(call!.url).toBe("/api/v1/tokens");
+    expect(call!.init.method).toBe("POST");
+    expect(call!.init.credentials).toBe("same-origin");
+    expect(call!.init.headers).toMatchObject({ "X-CSRF-Token": "token", "Content-Type": "application/json" });
+    expect(JSON.parse(call!.init.body as string)).toEqual({ name: "laptop", scopes: ["upload", "read"] });
+  });
+
+  it("reports a refused token (400) in the server's words", async () => {
+    answers.push(() => json(400, { error: "name must be 1 to 100 characters" }));
+    await expect(createToken({ name: "x", scopes: ["read"], expires_in_days: 7 })).rejects.toMatchObject({
+      status: 400,
+      message: "name must be 1 to 100 characters",
+    });
+    expect(JSON.parse(calls[0]!.init.body as string)).toEqual({ name: "x", scopes: ["read"], expires_in_days: 7 });
+  });
+
+  it("lists API tokens with a plain GET and revokes one with DELETE and CSRF", async () => {
+    const tokens = [
+      { id: "t1", name: "ci", scopes: ["read"], created_at: "2025-01-02T03:04:05Z", last_used_at: null, expires_at: null },
+    ];
+    answers.push(() => json(200, { tokens }));
+    answers.push(() => new Response(null, { status: 204 }));
+    expect(await listTokens()).toEqual({ tokens });
+    await expect(revokeToken("t/1")).resolves.toBeUndefined();
+    const [list, revoke] = calls;
+    expect(list!.url).toBe("/api/v1/tokens");
+    expect(list!.init.method).toBe("GET");
+    expect(list!.init.headers).not.toHaveProperty("X-CSRF-Token");
+    expect(revoke!.url).toBe("/api/v1/tokens/t%2F1");
+    expect(revoke!.init.method).toBe("DELETE");
+    expect(revoke!.init.headers).toMatchObject({ "X-CSRF-Token": "token" });
+    expect(revoke!.init.body).toBeUndefined();
+  });
+
+  it("reports revoking a missing token as a 404", async () => {
+    answers.push(() => json(404, { error: "token not found" }));
+    await expect(revokeToken("gone")).rejects.toMatchObject({ status: 404, message: "token not found" });
     expect(calls).toHaveLength(1);
   });
 

@@ -3,7 +3,16 @@
 
 import { CSRF_HEADER, ensureCsrfToken } from "./csrf";
 import { parseRetryAfter } from "./retry-after";
-import type { DownloadLink, FileList, ProviderList, UploadList, User } from "./types";
+import type {
+  DownloadLink,
+  FileList,
+  ProviderList,
+  TokenCreate,
+  TokenCreated,
+  TokenList,
+  UploadList,
+  User,
+} from "./types";
 
 const BASE = "/api/v1";
 
@@ -222,6 +231,21 @@ export function downloadLink(fileId: string): Promise<DownloadLink> {
 
 export function deleteFile(fileId: string): Promise<void> {
   return request<void>("DELETE", `/files/${encodeURIComponent(fileId)}`);
+}
+
+/** A personal API token; the answer carries its secret, which the server never sends again. */
+export function createToken(data: TokenCreate): Promise<TokenCreated> {
+  return request<TokenCreated>("POST", "/tokens", data);
+}
+
+/** The caller's API tokens, newest first, without their secrets. */
+export function listTokens(): Promise<TokenList> {
+  return request<TokenList>("GET", "/tokens");
+}
+
+/** Revoke a token at once; 404 when there is no such token. */
+export function revokeToken(tokenId: string): Promise<void> {
+  return request<void>("DELETE", `/tokens/${encodeURIComponent(tokenId)}`);
 }
 
 /** Provider sign-in starts with a full-page navigation (OAuth redirects), not a fetch. */

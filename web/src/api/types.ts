@@ -87,6 +87,41 @@ export interface DownloadLink {
   expires_in_seconds: number;
 }
 
+export type TokenScope = "upload" | "read" | "delete";
+
+export interface TokenCreate {
+  /** 1 to 100 characters. */
+  name: string;
+  /** At least one, no repeats. */
+  scopes: TokenScope[];
+  /** 1 to 3650; leave out for a token that never expires. */
+  expires_in_days?: number;
+}
+
+export interface TokenView {
+  id: string;
+  name: string;
+  scopes: TokenScope[];
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+}
+
+/** The answer to creating a token: the only time the secret (`lfusys_…`) is ever sent. */
+export interface TokenCreated {
+  id: string;
+  name: string;
+  scopes: TokenScope[];
+  token: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface TokenList {
+  /** Newest first; never the secret. */
+  tokens: TokenView[];
+}
+
 /** Every error response: `{"error": "<message>"}` with the HTTP status. */
 export interface ErrorBody {
   error: string;

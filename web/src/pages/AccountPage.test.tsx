@@ -41,6 +41,7 @@ describe("the account page", () => {
       calls.push({ method, url, body });
       if (method === "GET" && url === "/api/v1/auth/me") return json(200, user);
       if (method === "PUT" && url === "/api/v1/auth/password") return answerPassword(body as { password: string });
+      if (method === "GET" && url === "/api/v1/tokens") return json(200, { tokens: [] });
       throw new Error(`unexpected fetch ${method} ${url}`);
     });
     container = document.createElement("div");
@@ -93,6 +94,16 @@ describe("the account page", () => {
     expect($("account-page")!.textContent).toContain("ada@example.com");
     expect(providerNames()).toEqual(["Email and password", "GitHub", "Google"]);
     expect($("account-no-password")).toBeNull();
+  });
+
+  it("has an API tokens section after the password form", async () => {
+    await open({ id: "u1", email: "ada@example.com", name: "Ada", providers: ["password"] });
+
+    const tokens = await until(() => $("tokens-empty") && $("api-tokens"));
+    expect(tokens.querySelector("h2")!.textContent).toBe("API tokens");
+    expect(tokens.textContent).toContain("lfusys");
+    expect($("password-form")!.compareDocumentPosition(tokens) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    expect(calls.filter((call) => call.url === "/api/v1/tokens").map((call) => call.method)).toEqual(["GET"]);
   });
 
   it("lets a GitHub-only account set a password, sending it alone, then shows it as a way to sign in", async () => {

@@ -1,8 +1,10 @@
-// "/account": who is signed in, the ways they can sign in, and a form to set or change the password.
+// "/account": who is signed in, the ways they can sign in, a form to set or change the password, and
+// personal API tokens.
 
 import { useId, useRef, useState, type FormEvent, type Ref, type RefObject } from "react";
 import * as api from "../api/client";
 import { ApiError, errorMessage } from "../api/client";
+import { ApiTokens } from "../components/ApiTokens";
 import { buttonClass, cardClass, inputClass, mutedText } from "../lib/styles";
 import { useAuth } from "../state/auth";
 
@@ -240,6 +242,10 @@ export function AccountPage() {
 
       <section className={`${cardClass} mt-6 p-5 sm:p-6`}>
         <PasswordForm changing={hasPassword} onSaved={reload} />
+      </section>
+
+      <section className={`${cardClass} mt-6 p-5 sm:p-6`}>
+        <ApiTokens />
       </section>
     </div>
   );
