@@ -1,4 +1,4 @@
-"""What the logs of a real server hold after sign-ins (password, refresh, provider) and an upload with a
+"""What the logs of a real server hold after sign-ins (password, refresh, provider, API token) and an upload with a
 signed download: request, user and upload ids where known, and no password, token, cookie, secret or
 signature anywhere — at debug level, so nothing is hidden by the level."""
 
@@ -80,6 +80,16 @@ async def test_no_secret_reaches_the_logs_and_every_line_names_what_it_is_about(
                 assert signed_in_octo.status_code == 302
                 secrets |= jar_values(octo)
 
+                made = await ada.post(
+                    f"{API}/tokens", json={"name": "script", "scopes": ["read"]}, headers=await csrf_headers(ada)
+                )
+                api_token = made.json()["token"]
+                secrets |= {api_token, api_token.split("_", 2)[2]}  # the whole token, and its secret part
+                async with httpx.AsyncClient(base_url=server.url) as script:
+                    as_script = await script.get(f"{API}/files", headers={"authorization": f"Bearer {api_token}"})
+                    assert as_script.status_code == 200
+                    wrong = await script.get(f"{API}/files", headers={"authorization": f"Bearer {api_token}x"})
+                    assert wrong.status_code == 401
                 metrics = await ada.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
                 assert metrics.status_code == 200
                 assert (await ada.post(f"{API}/auth/logout", headers=await csrf_headers(ada))).status_code == 204
