@@ -11,7 +11,6 @@ import pytest
 
 from tests.support import API, PASSWORD, LiveServer
 
-SMALL_CHUNK_ENV = {"LFUSYS_MIN_CHUNK_SIZE": "1024", "LFUSYS_DEFAULT_CHUNK_SIZE": "4096"}
 CHUNK_SIZE = 4096
 
 
