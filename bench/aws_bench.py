@@ -245,7 +245,7 @@ class LfusysTarget(RealServer):
                 stop = time.perf_counter()
                 cpu_at_stop = _cpu(self.server.pid), _cpu(self.emulator.pid)
         cleanup = await self._chunks_gone(upload_id, stop) if self.s3 is not None else None
-        await self._verify_and_delete(file_id, data)
+        await self.verify_and_delete(file_id, data)
         return Run(
             target=self.name,
             size_mib=size_mib,

@@ -246,7 +246,7 @@ class RealServer:
                 acknowledged = time.perf_counter()
                 file_id = await self._completed(created["upload_id"])
                 stop = time.perf_counter()
-        await self._verify_and_delete(file_id, data)
+        await self.verify_and_delete(file_id, data)
         return Run(
             target="real",
             concurrency=concurrency,
@@ -270,7 +270,7 @@ class RealServer:
             await asyncio.sleep(POLL_INTERVAL)
         raise RuntimeError(f"upload {upload_id} not completed after {FINALIZE_TIMEOUT:.0f} s")
 
-    async def _verify_and_delete(self, file_id: str, data: TestFile) -> None:
+    async def verify_and_delete(self, file_id: str, data: TestFile) -> None:
         """The stored file has the right size and checksum; then delete it to free the disk."""
         record = (await self.call("GET", f"/files/{file_id}", 200)).json()
         if record["size"] != data.size or record["checksum"] != data.expected_checksum():
