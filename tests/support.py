@@ -244,11 +244,27 @@ class LiveServer:
     def __init__(
         self, data_dir: Path, log_path: Path, *, backend: str = "local", workers: int = 1, **variables: str
     ) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
+        self._start(data_dir, log_path, backend, workers, free_port(), variables)
+
+    def restarted(self) -> LiveServer:
+        """The same server started again (after :meth:`stop`), on the same port and data, logging on."""
+        again = object.__new__(LiveServer)
+        again._start(self.data_dir, self.log_path, self.backend, self.workers, self.port, self.variables)
+        return again
+
+    def _start(
+        self, data_dir: Path, log_path: Path, backend: str, workers: int, port: int, variables: dict[str, str]
+    ) -> None:
+        self.data_dir, self.log_path, self.backend, self.workers, self.variables = (
+            data_dir,
+            log_path,
+            backend,
+            workers,
+            variables,
+        )
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
+        self._log = log_path.open("ab")  # a restart on the same log appends
         self.process = subprocess.Popen(
             [
                 *lfusys_command(),

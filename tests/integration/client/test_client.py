@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from lfusys.client import AsyncClient, Client, FileChanged, NotFound, UploadProgress, chunk_checksum
-from tests.integration.client.conftest import CHUNK_SIZE, write_file
+from tests.integration.client.conftest import CHUNK_SIZE, new_user, write_file
 from tests.support import API, LiveServer, chunks_of, random_bytes
 
 pytestmark = pytest.mark.durable_only("a live server process, on each backend that outlives one")
@@ -161,3 +161,32 @@ async def test_the_synchronous_client(server: LiveServer, token: str, tmp_path: 
 
     assert listed == [file_id]
     assert copied == data
+
+
+async def test_an_upload_survives_the_server_being_killed_and_started_again(
+    tmp_path: Path, data_dir: Path, backend_name: str
+) -> None:
+    """The server dies (SIGKILL) with chunks in flight and comes back on the same address: the client's
+    retries carry the upload through, and the file is byte for byte the local one."""
+    settings = {"LFUSYS_MIN_CHUNK_SIZE": "1024", "LFUSYS_DEFAULT_CHUNK_SIZE": str(CHUNK_SIZE)}
+    servers = [LiveServer(data_dir, tmp_path / "server.log", backend=backend_name, workers=1, **settings)]
+    try:
+        token = new_user(servers[0])[1]
+        data = random_bytes(200 * CHUNK_SIZE)
+        path = write_file(tmp_path / "big.bin", data)
+
+        def restart_once(progress: UploadProgress) -> None:
+            if progress.event == "chunk" and progress.sent_bytes >= 50 * CHUNK_SIZE and len(servers) == 1:
+                servers[0].process.kill()  # a crash, with requests in flight
+                servers[0].stop()
+                servers.append(servers[0].restarted())
+
+        async with AsyncClient(servers[0].url, token, backoff=0.2) as client:
+            info = await client.upload(path, concurrency=4, on_progress=restart_once)
+            await client.download(info.id, tmp_path / "back.bin")
+    finally:
+        for server in servers:
+            server.stop()
+
+    assert len(servers) == 2, "the server was restarted mid-upload"
+    assert (tmp_path / "back.bin").read_bytes() == data
