@@ -152,10 +152,12 @@ class Finalizer:
             await self._uploads.release_lease(upload_id, self._worker_id, self._clock())
             log.warning("finalization failed; it will be retried", upload_id=upload_id, error=type(exc).__name__)
             raise
-        await self.clean_up(upload_id)
+        # Counted as soon as it is completed (before its chunks are cleaned up): whoever sees the status
+        # sees the count.
         FINALIZE_SECONDS.observe(time.perf_counter() - started)
         UPLOADS.labels("completed").inc()
         FILE_SIZE_BYTES.observe(session.file_size)
+        await self.clean_up(upload_id)
         log.info("upload completed", upload_id=upload_id, file_id=file_id, size=session.file_size)
         return True
 
