@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.common import environment, reported_logs, save, stop_on_sigterm, workspace
+from bench.common import environment, save, stop_on_sigterm
 from bench.servers import HOST, MiB, RunWatch
-from bench.upload_bench import RealServer, TestFile, make_test_file, start_servers
+from bench.upload_bench import RealServer, TestFile, make_test_file, run_sitting
 
 
 def _children_cpu() -> float:
@@ -143,13 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
-    with workspace(args.keep_data) as workdir:
-        started = start_servers(args, workdir)
-        try:
-            results |= asyncio.run(sitting(args, workdir, started))
-        finally:
-            results["exit_status"] = {server.name: servers.stop(server) for server in started}
-            results["server_logs"] = reported_logs({server.name: server.log_path for server in started})
+    results |= run_sitting(args, sitting)
     summary = results["summary"]
     print()
     for target in ("bench", "cli"):

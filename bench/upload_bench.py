@@ -25,7 +25,7 @@ import secrets
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -539,12 +539,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    stop_on_sigterm()
-    results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "repeat": args.repeat}
-    results["arguments"] = {key: value for key, value in vars(args).items() if key != "targets"}
-    results["environment"] = environment()
+Sitting = Callable[[argparse.Namespace, Path, list[Server]], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_sitting(args: argparse.Namespace, sitting: Sitting) -> dict[str, Any]:
+    """Start the servers ``args.targets`` names in a fresh workspace, run ``sitting`` against them, stop
+    them (whatever happened) and add how each exited and what its log reported."""
+    results: dict[str, Any] = {}
     with workspace(args.keep_data) as workdir:
         started = start_servers(args, workdir)
         try:
@@ -552,6 +553,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             results["exit_status"] = {server.name: servers.stop(server) for server in started}
             results["server_logs"] = reported_logs({server.name: server.log_path for server in started})
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stop_on_sigterm()
+    results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "repeat": args.repeat}
+    results["arguments"] = {key: value for key, value in vars(args).items() if key != "targets"}
+    results["environment"] = environment()
+    results |= run_sitting(args, sitting)
     print()
     print(table(results))
     print(f"\nresults written to {save(results)}")

@@ -44,6 +44,12 @@ def _to_sign_in_page(message: str, *cookies: Cookie) -> Redirect:
     return Redirect(f"/signin?{urlencode({'error': message})}", status_code=HTTP_302_FOUND, cookies=list(cookies))
 
 
+def _callback_url(services: Services, provider: str) -> str:
+    """Where ``provider`` sends the browser back: the redirect URI of both the authorization request and
+    the code exchange, which must be the same."""
+    return services.settings.core.public_url.rstrip("/") + CALLBACK_PATH.format(provider=provider)
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
@@ -136,7 +142,7 @@ class AuthController(Controller):
             return _to_sign_in_page(str(exc))
         except KVUnavailable:
             return _to_sign_in_page(f"Signing in with {PROVIDER_NAMES[provider]} is unavailable right now.")
-        callback = services.settings.core.public_url.rstrip("/") + CALLBACK_PATH.format(provider=provider)
+        callback = _callback_url(services, provider)
         return Redirect(
             services.oauth.authorize_url(provider, endpoints, started, callback),
             status_code=HTTP_302_FOUND,
@@ -171,7 +177,7 @@ class AuthController(Controller):
                 raise SignInRefused(f"{name} did not allow the sign-in.")
             if not code:
                 raise SignInRefused("The sign-in could not be completed: the provider's answer was incomplete.")
-            callback = services.settings.core.public_url.rstrip("/") + CALLBACK_PATH.format(provider=provider)
+            callback = _callback_url(services, provider)
             endpoints = await services.oauth.of(provider)
             identity = await services.oauth.identity(
                 provider, endpoints, code=code, verifier=pending.verifier, redirect_uri=callback, nonce=pending.nonce
