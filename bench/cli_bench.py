@@ -44,6 +44,8 @@ def _children_cpu() -> float:
 async def cli_run(server: RealServer, data: TestFile, token: str, concurrency: int) -> dict[str, Any]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LFUSYS_")}
     env |= {"LFUSYS_URL": f"http://{HOST}:{server.server.port}", "LFUSYS_TOKEN": token}
+    # As installed by pip or uv, with its bytecode cached: the warm-up run writes it, if it is missing.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     argv = [str(Path(sys.executable).parent / "lfusys"), "upload", str(data.path), "--json"]
     argv += ["--concurrency", str(concurrency), "--restart"]
     cpu_before = _children_cpu()

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "login":
             return _login(args)
         server, token = credentials()
-        return asyncio.run(_RUNNERS[args.command](args, AsyncClient(server, token)))
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+            return runner.run(_RUNNERS[args.command](args, AsyncClient(server, token)))
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume")
         return EXIT_INTERRUPTED
@@ -99,6 +100,16 @@ def config_path() -> Path:
     """``$XDG_CONFIG_HOME/lfusys/config.json`` (``~/.config/lfusys/config.json`` by default)."""
     base = os.environ.get("XDG_CONFIG_HOME", "")
     return (Path(base) if os.path.isabs(base) else Path.home() / ".config") / "lfusys" / "config.json"
+
+
+def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (it comes with the server's packages; not on
+    Windows): a chunk handed to its sockets is never copied. Else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _saved() -> dict[str, str]:

@@ -28,7 +28,6 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
     database = await Database.open(settings.local.database_path)
     # Chunk bodies are written and fsynced here: room for every chunk of a busy server at once.
     file_work = ThreadPoolExecutor(max_workers=_FILE_THREADS, thread_name_prefix="blobs")
-    blobs: LocalBlobStore | None = None
     try:
         await apply_migrations(database)
         queue = LocalEventQueue(database, max_receives=settings.queue.queue_max_receives)
@@ -37,7 +36,6 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
         async def database_answers() -> None:
             await database.fetch_one("SELECT 1")
 
-        blobs = LocalBlobStore(settings.local.blob_root, on_object_created=queue.send, links=links, executor=file_work)
         yield Backend(
             name="local",
             description=f"local: data in {settings.local.data_dir.resolve()}",
@@ -46,15 +44,15 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
             api_tokens=SqliteApiTokenStore(database),
             uploads=SqliteUploadStore(database),
             files=SqliteFileStore(database),
-            blobs=blobs,
+            blobs=LocalBlobStore(
+                settings.local.blob_root, on_object_created=queue.send, links=links, executor=file_work
+            ),
             queue=queue,
             kv=MemoryKV(clock),
             links=links,
             checks={"metadata": database_answers},
         )
     finally:
-        if blobs is not None:
-            await blobs.flush()  # the last chunks' events, before the queue's database closes
         file_work.shutdown(wait=True)
         await database.close()
 

@@ -161,7 +161,6 @@ class LocalBlobStore:
         self._links = links
         self._bucket = bucket
         self._sequencer = 0
-        self._emitting: set[asyncio.Task[None]] = set()
         for directory in (self._uploads, self._assembling, self._files):
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -188,20 +187,12 @@ class LocalBlobStore:
             if exc.errno in _OUT_OF_SPACE:
                 raise StorageFull(f"no space left to store chunk {n}") from None
             raise
-        # A repeat emits the event again: if the first one was lost, this makes it good. Like S3, the
-        # event goes out beside the answer, not before it: the caller need not wait for the queue.
+        # A repeat emits the event again: if the first one was lost, this makes it good. As with S3, a
+        # chunk acknowledged has its event queued durably: a crash right after the answer loses nothing
+        # (queued beside the answer instead, such an upload waited for the janitor's stalled sweep).
         self._sequencer += 1
-        emitting = asyncio.create_task(
-            self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer, current_traceparent())
-        )
-        self._emitting.add(emitting)
-        emitting.add_done_callback(self._emitting.discard)
+        await self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer, current_traceparent())
         return stored
-
-    async def flush(self) -> None:
-        """Wait until every storage event of a stored chunk has been handed to the queue."""
-        while self._emitting:
-            await asyncio.wait(set(self._emitting))
 
     async def _store_chunk(self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")

@@ -4,15 +4,18 @@ entries in them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from lfusys.files.signing import SignedLinks
 from lfusys.storage.local.blobs import LocalBlobStore
+from lfusys.storage.objects import chunk_key
 from lfusys.storage.ports import ChunkHashMismatch, ChunkSizeMismatch, UploadRemoved
 from tests.support import FakeClock, body_of, opened_services, random_bytes, register_owner, sha256_hex, stored_upload
 
@@ -45,11 +48,31 @@ async def test_a_chunk_is_stored_even_when_its_event_cannot_be_queued(tmp_path: 
 
     with structlog.testing.capture_logs() as logged:
         stored = await store.put_chunk("up1", 1, body_of(data), len(data), sha256_hex(data))
-        await store.flush()  # the event goes out beside the answer
 
     assert stored is True
     assert await store.list_chunks("up1") == [1]
     assert [line["event"] for line in logged] == ["storage event could not be queued; recovery will record the chunk"]
+
+
+async def test_an_acknowledged_chunk_has_its_event_queued_already_and_a_repeat_queues_it_again(
+    tmp_path: Path,
+) -> None:
+    """As with S3: once put_chunk has returned, a crash cannot lose the chunk's event."""
+    queued: list[dict[str, Any]] = []
+
+    async def queue(body: str) -> None:
+        queued.append(json.loads(body))
+
+    store = LocalBlobStore(tmp_path, on_object_created=queue, links=LINKS)
+    data = os.urandom(100)
+
+    first = await store.put_chunk("up1", 3, body_of(data), len(data), sha256_hex(data))
+    keys_after_first = [record["s3"]["object"]["key"] for event in queued for record in event["Records"]]
+    repeat = await store.put_chunk("up1", 3, body_of(data), len(data), sha256_hex(data))
+
+    assert (first, repeat) == (True, False)
+    assert keys_after_first == [chunk_key("up1", 3)]
+    assert len(queued) == 2
 
 
 async def test_a_trickling_body_is_written_as_it_comes_not_held_until_a_block_is_full(tmp_path: Path) -> None:
