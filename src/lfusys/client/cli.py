@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             return _login(args)
         server, token = credentials()
         with asyncio.Runner(loop_factory=_fast_loop()) as runner:
-            return runner.run(_RUNNERS[args.command](args, AsyncClient(server, token)))
+            return runner.run(_until_interrupted(_RUNNERS[args.command](args, AsyncClient(server, token))))
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume")
         return EXIT_INTERRUPTED
@@ -87,6 +88,35 @@ def run(args: argparse.Namespace) -> int:
     except LfusysError as exc:
         _fail(str(exc))
         return EXIT_ERROR
+
+
+async def _until_interrupted(command: Coroutine[Any, Any, int]) -> int:
+    """Run ``command``; Ctrl-C (SIGINT) cancels it and is then raised as :class:`KeyboardInterrupt`.
+
+    The handler is the event loop's own (uvloop's too), so the interruption reaches the command at its
+    next await, wherever the main thread was when the signal came."""
+    loop = asyncio.get_running_loop()
+    running = asyncio.current_task()
+    assert running is not None
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        running.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (NotImplementedError, RuntimeError):  # no signal handlers here (Windows): Python's own applies
+        return await command
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _fail(message: str) -> None:
