@@ -37,6 +37,7 @@ from lfusys.services import background_work, cookie_policy, open_services
 from lfusys.sessions.routes import UploadsController
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
+from lfusys.tus.routes import TusController, tus_options
 from lfusys.web import api_docs_plugin, default_web_dir, web_routes
 
 log = structlog.get_logger(__name__)
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
                     TokensController,
                     UploadsController,
                     ChunksController,
+                    tus_options,  # before TusController (see there)
+                    TusController,
                     FilesController,
                     FileContentController,
                 ],

@@ -36,6 +36,7 @@ from lfusys.settings import Settings
 from lfusys.storage.backend import open_backend
 from lfusys.storage.ports import KV, Backend, HealthCheck
 from lfusys.storage.redis import KVFailures, RedisKV, open_redis_kv
+from lfusys.tus.service import TusUploads
 
 
 class Services(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +62,8 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     admission: ChunkAdmission
     """How many chunk bodies may stream in at once (shared by every way chunks come in)."""
     ingress: ChunkIngress
+    tus: TusUploads
+    """tus uploads: the same sessions and chunks, spoken as tus 1.0."""
     files: FileLibrary
     finalizer: Finalizer
     worker: EventWorker
@@ -141,6 +144,9 @@ def build_services(
         max_attempts=settings.queue.finalize_max_attempts,
         clock=clock,
     )
+    ingress = ChunkIngress(
+        sessions=sessions, uploads=backend.uploads, blobs=backend.blobs, admission=admission, clock=clock
+    )
     return Services(
         settings=settings,
         backend=backend,
@@ -155,9 +161,8 @@ def build_services(
         api_tokens=ApiTokens(backend.api_tokens, clock),
         sessions=sessions,
         admission=admission,
-        ingress=ChunkIngress(
-            sessions=sessions, uploads=backend.uploads, blobs=backend.blobs, admission=admission, clock=clock
-        ),
+        ingress=ingress,
+        tus=TusUploads(sessions=sessions, ingress=ingress, store=backend.tus, blobs=backend.blobs, clock=clock),
         files=FileLibrary(
             files=files,
             blobs=backend.blobs,

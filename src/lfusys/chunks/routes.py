@@ -45,12 +45,13 @@ def parse_content_length(header: str | None) -> int | None:
     return int(header)
 
 
-async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+async def request_body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
     """The request body, straight from the server's ASGI messages.
 
     The hot loop of every chunk, so it is the only layer between the server and the blob store (the
     blob store caps the length). A client that goes away mid-chunk (pause, cancel, lost network) is
-    not a server error: it is reported as an interrupted body instead of a 500.
+    not a server error: it is reported as an interrupted body instead of a 500. (The tus PATCH reads
+    its body the same way.)
     """
     receive = request.receive
     while True:
@@ -98,5 +99,5 @@ class ChunksController(Controller):
             parse_chunk_number(n),
             sha256=parse_chunk_hash(request.headers.get("x-chunk-hash")),
             content_length=parse_content_length(request.headers.get("content-length")),
-            body=_body(request),
+            body=request_body(request),
         )

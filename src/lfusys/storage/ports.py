@@ -29,6 +29,7 @@ from lfusys.files.records import FilePage, FileRecord
 from lfusys.files.signing import SignedLinks
 from lfusys.sessions.records import SessionPage, StoredChunk, UploadSession, UploadStatus
 from lfusys.storage.objects import ChunkStored
+from lfusys.tus.records import TusUpload
 
 # --- accounts ------------------------------------------------------------------------------------
 
@@ -109,6 +110,31 @@ class ApiTokenStore(Protocol):
 
 
 # --- upload sessions and files -------------------------------------------------------------------
+
+
+class TusStore(Protocol):
+    """tus uploads (:class:`~lfusys.tus.records.TusUpload`): the offset moves only under a claim, taken
+    with a conditional write, so two requests writing at one offset on two replicas cannot both win."""
+
+    async def create(self, upload: TusUpload) -> None: ...
+
+    async def get(self, upload_id: str) -> TusUpload | None: ...
+
+    async def claim(self, upload_id: str, offset: int, writer: str, until: datetime, now: datetime) -> TusUpload | None:
+        """Make ``writer`` the one writing at ``offset``, if that is the upload's offset and nobody else
+        writes there (or their claim lapsed by ``now``); the upload as claimed, else ``None``."""
+        ...
+
+    async def advance(self, upload_id: str, writer: str, offset: int, new_offset: int, until: datetime) -> bool:
+        """Move the offset from ``offset`` to ``new_offset`` and renew the claim until ``until``, if
+        ``writer`` still holds it; whether it did."""
+        ...
+
+    async def release(self, upload_id: str, writer: str) -> None:
+        """End ``writer``'s claim, if it still holds it."""
+        ...
+
+    async def delete(self, upload_id: str) -> None: ...
 
 
 class UploadStore(Protocol):
@@ -352,7 +378,23 @@ class BlobStore(Protocol):
         ...
 
     async def delete_upload(self, upload_id: str) -> None:
-        """Delete every chunk of ``upload_id`` (the ``uploads/{upload_id}/`` prefix)."""
+        """Delete every chunk of ``upload_id`` (the ``uploads/{upload_id}/`` prefix), and its tails."""
+        ...
+
+    # A tus upload's tail: the bytes past its last whole chunk, one object per offset it ends at
+    # (``uploads/{upload_id}/tail_{offset}``: never overwritten, so no two writers meet on one).
+    # Storing one emits no event the worker acts on.
+
+    async def put_tail(self, upload_id: str, offset: int, data: bytes) -> None:
+        """Store the tail that ends at ``offset``, atomically (whole or not at all); :class:`StorageFull`."""
+        ...
+
+    async def get_tail(self, upload_id: str, offset: int) -> bytes:
+        """The tail that ends at ``offset``; :class:`ChunkMissing` (with ``n`` 0) if it is not there."""
+        ...
+
+    async def delete_tail(self, upload_id: str, offset: int) -> None:
+        """Delete the tail that ends at ``offset``, if it is there."""
         ...
 
     # Assembly, shaped like an S3 multipart upload. Every step may be repeated, by any worker.
@@ -543,6 +585,7 @@ class Backend:
     tokens: TokenStore
     api_tokens: ApiTokenStore
     uploads: UploadStore
+    tus: TusStore
     files: FileStore
     blobs: BlobStore
     queue: EventQueue

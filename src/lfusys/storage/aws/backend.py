@@ -21,6 +21,7 @@ from lfusys.storage.aws.clients import AwsClients, error_code, open_clients
 from lfusys.storage.aws.files import DynamoFileStore
 from lfusys.storage.aws.migrate import create_resources
 from lfusys.storage.aws.queue import SqsEventQueue
+from lfusys.storage.aws.tus import DynamoTusStore
 from lfusys.storage.aws.uploads import DynamoUploadStore
 from lfusys.storage.memory.kv import MemoryKV
 from lfusys.storage.ports import Backend, BackendNotReady, HealthCheck
@@ -80,6 +81,7 @@ async def open_aws_backend(settings: Settings, keys: ServerKeys, clock: Clock) -
             users=DynamoUserStore(clients),
             tokens=DynamoTokenStore(clients),
             api_tokens=DynamoApiTokenStore(clients),
+            tus=DynamoTusStore(clients),
             uploads=DynamoUploadStore(clients),
             files=DynamoFileStore(clients),
             blobs=S3BlobStore(

@@ -263,6 +263,27 @@ class S3BlobStore:
             if not deleted:
                 return
 
+    def _tail_key(self, upload_id: str, offset: int) -> str:
+        return f"{upload_prefix(checked_id(upload_id))}tail_{int(offset)}"
+
+    async def put_tail(self, upload_id: str, offset: int, data: bytes) -> None:
+        # S3 stores an object whole or not at all; its event names no chunk, so the worker drops it.
+        await self._s3.put_object(Bucket=self._bucket, Key=self._tail_key(upload_id, offset), Body=data)
+
+    async def get_tail(self, upload_id: str, offset: int) -> bytes:
+        try:
+            answer = await self._s3.get_object(Bucket=self._bucket, Key=self._tail_key(upload_id, offset))
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise ChunkMissing(0) from None
+            raise
+        async with answer["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def delete_tail(self, upload_id: str, offset: int) -> None:
+        await self._s3.delete_object(Bucket=self._bucket, Key=self._tail_key(upload_id, offset))
+
     async def _pages_of_keys(self, prefix: str) -> AsyncIterator[list[str]]:
         """The keys under ``prefix``, a page (up to 1,000) at a time."""
         paginator = self._s3.get_paginator("list_objects_v2")

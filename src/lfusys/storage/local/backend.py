@@ -16,6 +16,7 @@ from lfusys.storage.local.blobs import LocalBlobStore
 from lfusys.storage.local.database import Database, apply_migrations
 from lfusys.storage.local.files import SqliteFileStore
 from lfusys.storage.local.queue import LocalEventQueue
+from lfusys.storage.local.tus import SqliteTusStore
 from lfusys.storage.local.uploads import SqliteUploadStore
 from lfusys.storage.memory.kv import MemoryKV
 from lfusys.storage.ports import Backend
@@ -43,6 +44,7 @@ async def open_local_backend(settings: Settings, keys: ServerKeys, clock: Clock)
             tokens=SqliteTokenStore(database),
             api_tokens=SqliteApiTokenStore(database),
             uploads=SqliteUploadStore(database),
+            tus=SqliteTusStore(database),
             files=SqliteFileStore(database),
             blobs=LocalBlobStore(
                 settings.local.blob_root, on_object_created=queue.send, links=links, executor=file_work

@@ -272,6 +272,28 @@ class LocalBlobStore:
         directory = self._uploads / checked_id(upload_id)
         await self._in_thread(lambda: shutil.rmtree(directory, ignore_errors=True))
 
+    # --- tus tails --------------------------------------------------------------------------
+
+    def _tail_path(self, upload_id: str, offset: int) -> Path:
+        return self._uploads / checked_id(upload_id) / f"tail_{int(offset)}"
+
+    async def put_tail(self, upload_id: str, offset: int, data: bytes) -> None:
+        try:
+            await self._in_thread(_write_durably, self._tail_path(upload_id, offset), data)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_SPACE:
+                raise StorageFull(f"no space left to store the bytes up to offset {offset}") from None
+            raise
+
+    async def get_tail(self, upload_id: str, offset: int) -> bytes:
+        try:
+            return await self._in_thread(self._tail_path(upload_id, offset).read_bytes)
+        except FileNotFoundError:
+            raise ChunkMissing(0) from None
+
+    async def delete_tail(self, upload_id: str, offset: int) -> None:
+        await self._in_thread(self._tail_path(upload_id, offset).unlink, True)
+
     # --- assembly ----------------------------------------------------------------------------
 
     async def start_assembly(self, file_id: str) -> str:
@@ -397,6 +419,24 @@ def _commit_chunk(fd: int, temporary: Path, final: Path, sha256: str) -> bool:
         return True
     finally:
         _discard_temporary(fd, temporary)
+
+
+def _write_durably(final: Path, data: bytes) -> None:
+    """Write ``final`` whole or not at all: a temporary beside it, fsynced, renamed into place."""
+    temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
+    fd = _open_temporary(temporary)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    _fsync_dir(final.parent)
 
 
 def _discard_temporary(fd: int, temporary: Path) -> None:

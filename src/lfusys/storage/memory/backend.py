@@ -15,6 +15,7 @@ from lfusys.storage.memory.blobs import MemoryBlobStore
 from lfusys.storage.memory.kv import MemoryKV
 from lfusys.storage.memory.metadata import MemoryMetadata
 from lfusys.storage.memory.queue import MemoryEventQueue
+from lfusys.storage.memory.tus import MemoryTusStore
 from lfusys.storage.ports import Backend
 
 
@@ -39,6 +40,7 @@ async def open_memory_backend(settings: Settings, keys: ServerKeys, clock: Clock
         tokens=MemoryTokenStore(metadata),
         api_tokens=MemoryApiTokenStore(metadata),
         uploads=metadata.uploads,
+        tus=MemoryTusStore(),
         files=metadata.files,
         blobs=MemoryBlobStore(on_object_created=queue.send, links=links),
         queue=queue,

@@ -51,9 +51,10 @@ class _Blob(msgspec.Struct, frozen=True):
 
 @dataclass(slots=True, eq=False)
 class _Upload:
-    """The chunks under one upload's prefix, and how many puts into it are still arriving."""
+    """The chunks and tus tails under one upload's prefix, and how many puts into it are still arriving."""
 
     chunks: dict[int, _Blob] = field(default_factory=dict)
+    tails: dict[int, bytes] = field(default_factory=dict)
     arriving: int = 0
 
 
@@ -88,7 +89,7 @@ class MemoryBlobStore:
 
     def _forget_if_unused(self, upload_id: str, upload: _Upload) -> None:
         """Drop an upload's entry once it holds no chunk and no put is arriving, so memory stays bounded."""
-        if not upload.chunks and not upload.arriving and self._uploads.get(upload_id) is upload:
+        if not upload.chunks and not upload.tails and not upload.arriving and self._uploads.get(upload_id) is upload:
             del self._uploads[upload_id]
 
     # --- chunks ------------------------------------------------------------------------------
@@ -153,6 +154,22 @@ class MemoryBlobStore:
 
     async def delete_upload(self, upload_id: str) -> None:
         self._uploads.pop(checked_id(upload_id), None)
+
+    async def put_tail(self, upload_id: str, offset: int, data: bytes) -> None:
+        self._uploads.setdefault(checked_id(upload_id), _Upload()).tails[offset] = bytes(data)
+
+    async def get_tail(self, upload_id: str, offset: int) -> bytes:
+        upload = self._uploads.get(checked_id(upload_id))
+        tail = upload.tails.get(offset) if upload else None
+        if tail is None:
+            raise ChunkMissing(0)
+        return tail
+
+    async def delete_tail(self, upload_id: str, offset: int) -> None:
+        upload = self._uploads.get(checked_id(upload_id))
+        if upload is not None:
+            upload.tails.pop(offset, None)
+            self._forget_if_unused(upload_id, upload)
 
     # --- assembly ----------------------------------------------------------------------------
 
