@@ -16,31 +16,12 @@ import pytest
 from tusclient.client import TusClient
 
 from tests.integration.client.conftest import CHUNK_SIZE, new_user
+from tests.integration.tus.conftest import downloaded
 from tests.support import API, LiveServer
 
 pytestmark = pytest.mark.durable_only("a live server process, on each backend that outlives one")
 
 TUS = f"{API}/tus/"
-
-
-@pytest.fixture(scope="module")
-def server(small_chunk_server: LiveServer) -> LiveServer:
-    return small_chunk_server
-
-
-def downloaded(server: LiveServer, token: str, url: str) -> tuple[dict[str, object], bytes]:
-    """The file the tus upload at ``url`` became (waiting for it), and its bytes."""
-    upload_id = url.rstrip("/").rsplit("/", 1)[1]
-    headers = {"authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=20) as api:
-        deadline = time.monotonic() + 20
-        while (state := api.get(f"{API}/uploads/{upload_id}").json())["status"] != "completed":
-            assert state["status"] in ("pending", "in_progress", "finalizing"), state
-            assert time.monotonic() < deadline, state
-            time.sleep(0.05)
-        info = api.get(f"{API}/files/{state['file_id']}").json()
-        link = api.get(f"{API}/files/{state['file_id']}/download").json()["url"]
-        return info, api.get(link).content
 
 
 @pytest.mark.parametrize(
