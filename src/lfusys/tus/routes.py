@@ -116,6 +116,8 @@ class TusController(Controller):
         """Creation, and creation-with-upload when a body comes with it."""
         if request.headers.get("upload-defer-length") is not None:
             raise UnsupportedVersion("Upload-Defer-Length is not supported yet: give Upload-Length")
+        if request.headers.get("upload-concat") is not None:
+            raise UnsupportedVersion("Upload-Concat (concatenation) is not supported yet: upload in one stream")
         length = whole_number("Upload-Length", request.headers.get("upload-length"))
         raw_metadata = request.headers.get("upload-metadata", "")
         metadata = parse_metadata(raw_metadata)

@@ -236,6 +236,7 @@ async def test_without_tus_resumable_every_request_is_412(client: AppClient, bea
         ({"upload-length": "10", "upload-metadata": f"a {b64('x')},a {b64('y')}"}, 400, "twice"),
         ({"upload-length": "10", "upload-metadata": "a b c"}, 400, "Upload-Metadata"),
         ({"upload-length": "10", "upload-defer-length": "1"}, 412, "Upload-Defer-Length"),
+        ({"upload-length": "10", "upload-concat": "partial"}, 412, "Upload-Concat"),
     ],
 )
 async def test_a_bad_creation_is_refused_and_makes_nothing(
