@@ -10,6 +10,7 @@ until its checksum is right, and the chunk that would complete the file is not s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -139,80 +140,119 @@ class _Patch:
         self.committed = upload.offset
         """The offset as stored: bytes below it are durable."""
         self._start = upload.offset - upload.offset % session.chunk_size
-        """Where the chunk being filled begins in the file."""
-        self._buffer = bytearray()
+        """Where the first chunk not stored yet begins in the file."""
+        self._filling = self._start
+        """Where the chunk being filled from the body begins (ahead of ``_start`` while chunks are stored)."""
+        self._pieces: list[bytes | memoryview] = []
+        self._filled = 0
         self._holding_last = False
         """Whether the chunk that completes the file waits for the checksum."""
         self._unverified: list[int] = []
         """Chunks this PATCH stored before its checksum was known (thrown away if it is wrong)."""
 
-    @property
-    def _n(self) -> int:
-        return self._start // self._session.chunk_size + 1
+    def _number(self, start: int) -> int:
+        return start // self._session.chunk_size + 1
 
     async def run(self, body: AsyncIterator[bytes], checksum: Checksum | None) -> int:
+        """Receive the body and store its whole chunks at the same time: the next chunk arrives while
+        the one before is hashed and written (at most one waits in between)."""
         if self.committed > self._start:
-            self._buffer += await self._blobs.get_tail(self._upload.id, self.committed)
+            tail = await self._blobs.get_tail(self._upload.id, self.committed)
+            self._pieces, self._filled = [tail], len(tail)
         hasher = checksum.hasher() if checksum is not None else None
         self._holding_last = checksum is not None
-        interrupted: BodyInterrupted | None = None
+        whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=1)
+        stopped: BodyInterrupted | TooLarge | None = None
+
+        async def receive() -> None:
+            nonlocal stopped
+            try:
+                async for piece in body:
+                    if self._filling + self._filled + len(piece) > self._upload.length:
+                        raise TooLarge(f"the upload is {self._upload.length} bytes; this PATCH goes past its end")
+                    if hasher is not None:
+                        hasher.update(piece)
+                    await self._fill(piece, whole)
+            except (BodyInterrupted, TooLarge) as exc:
+                stopped = exc  # what arrived before is still stored (unless a checksum says otherwise)
+            await whole.put(None)
+
+        async def store() -> None:
+            while (item := await whole.get()) is not None:
+                await self._store_chunk(*item)
+
         try:
-            async for piece in body:
-                if self._start + len(self._buffer) + len(piece) > self._upload.length:
-                    raise TooLarge(f"the upload is {self._upload.length} bytes; this PATCH goes past its end")
-                if hasher is not None:
-                    hasher.update(piece)
-                self._buffer += piece
-                await self._store_whole_chunks()
-        except BodyInterrupted as exc:
-            interrupted = exc
+            async with asyncio.TaskGroup() as group:
+                group.create_task(receive())
+                group.create_task(store())
+        except BaseExceptionGroup as failed:
+            await self._forget_unverified()
+            raise failed.exceptions[0] from None
         except BaseException:
             await self._forget_unverified()
             raise
+        if isinstance(stopped, TooLarge):
+            await self._forget_unverified()
+            raise stopped
         if checksum is not None:
             assert hasher is not None
-            if interrupted is not None or hasher.digest() != checksum.digest:
+            if stopped is not None or hasher.digest() != checksum.digest:
                 await self._forget_unverified()
-                if interrupted is not None:
-                    raise interrupted
+                if stopped is not None:
+                    raise stopped
                 raise ChecksumFailed(f"the body does not match Upload-Checksum ({checksum.algorithm})")
             self._unverified.clear()
             self._holding_last = False
-            await self._store_whole_chunks()
+            last = self._session.total_chunks
+            if self._number(self._filling) == last and self._filled == self._session.chunk_length(last):
+                await self._store_chunk(last, self._take())
         await self._keep_tail()
-        if interrupted is not None:
+        if stopped is not None:
             log.info("tus PATCH cut off; what arrived is kept", upload_id=self._upload.id, offset=self.committed)
         return self.committed
 
-    async def _store_whole_chunks(self) -> None:
+    async def _fill(self, piece: bytes, whole: asyncio.Queue[tuple[int, bytes] | None]) -> None:
+        """Add ``piece`` to the chunk being filled; hand each chunk that is whole to the storing task."""
         session = self._session
-        while self._n <= session.total_chunks and len(self._buffer) >= session.chunk_length(self._n):
-            n, length = self._n, session.chunk_length(self._n)
-            if self._holding_last and n == session.total_chunks:
-                return
-            data = bytes(self._buffer[:length])
-            await self._ingress.receive(
-                self._owner,
-                session.id,
-                n,
-                sha256=hashlib.sha256(data).hexdigest(),
-                content_length=length,
-                body=_once(data),
-            )
-            del self._buffer[:length]
-            self._start += length
-            if self._holding_last:
-                self._unverified.append(n)
-            else:
-                await self._advance(self._start)
+        view = memoryview(piece)
+        while view:
+            n = self._number(self._filling)
+            take = view[: session.chunk_length(n) - self._filled]
+            self._pieces.append(take)
+            self._filled += len(take)
+            view = view[len(take) :]
+            if self._filled == session.chunk_length(n) and not (self._holding_last and n == session.total_chunks):
+                await whole.put((n, self._take()))
+
+    def _take(self) -> bytes:
+        """The chunk being filled, as one block; the next one begins after it."""
+        data = b"".join(self._pieces)
+        self._pieces, self._filled = [], 0
+        self._filling += len(data)
+        return data
+
+    async def _store_chunk(self, n: int, data: bytes) -> None:
+        await self._ingress.receive(
+            self._owner,
+            self._session.id,
+            n,
+            sha256=await asyncio.to_thread(_sha256_hex, data),
+            content_length=len(data),
+            body=_once(data),
+        )
+        self._start += len(data)
+        if self._holding_last:
+            self._unverified.append(n)
+        else:
+            await self._advance(self._start)
 
     async def _keep_tail(self) -> None:
         """Store the bytes past the last whole chunk as the tail, and move the offset to their end."""
-        end = self._start + len(self._buffer)
+        end = self._start + self._filled
         if end == self.committed:
             return
-        if self._buffer:
-            await self._blobs.put_tail(self._upload.id, end, bytes(self._buffer))
+        if self._filled:
+            await self._blobs.put_tail(self._upload.id, end, b"".join(self._pieces))
         await self._advance(end)
 
     async def _advance(self, offset: int) -> None:
@@ -228,6 +268,10 @@ class _Patch:
         for n in self._unverified:
             await self._blobs.delete_chunk(self._upload.id, n)
         self._unverified.clear()
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
