@@ -62,6 +62,20 @@ async def test_a_stored_chunk_is_listed_hashed_and_announced(backend: Backend) -
     assert record["s3"]["object"]["size"] == 5000
 
 
+async def test_a_chunk_whose_digest_the_caller_computed_is_stored_and_announced_the_same(backend: Backend) -> None:
+    data = os.urandom(5000)
+
+    stored = await backend.blobs.put_chunk(UPLOAD, 3, pieces(data), len(data), sha256_hex(data), digest_known=True)
+
+    assert stored is True
+    assert await backend.blobs.chunk_sha256(UPLOAD, 3) == sha256_hex(data)
+    assert len(await announced(backend)) == 1
+    assert await put(backend, 3, data) is False, "a repeat, checked the usual way"
+    with pytest.raises(ChunkSizeMismatch):  # the length is still checked
+        await backend.blobs.put_chunk(UPLOAD, 4, pieces(data), len(data) + 1, sha256_hex(data), digest_known=True)
+    assert await backend.blobs.list_chunks(UPLOAD) == [3]
+
+
 async def test_storing_the_same_chunk_again_is_harmless_and_announced_again(backend: Backend) -> None:
     data = os.urandom(5000)
     await put(backend, 1, data)

@@ -69,7 +69,10 @@ class ChunkIngress:
         sha256: str,
         content_length: int | None,
         body: AsyncIterator[bytes],
+        digest_known: bool = False,
     ) -> ChunkReceipt:
+        """Store chunk ``n`` of the owner's upload. ``digest_known``: ``sha256`` was computed from these
+        very bytes in this process (the tus endpoint does), so the store need not hash them again."""
         # First of all, before any lookup: under overload a refusal should cost next to nothing.
         with self._admission.admit(owner.id), CHUNK_PUT_SECONDS.time():
             session = await self._sessions.get(owner, upload_id)
@@ -80,7 +83,7 @@ class ChunkIngress:
             if content_length is not None and content_length != expected:
                 _refuse_size(n, expected, content_length, too_large=content_length > expected)
             try:
-                stored = await self._store(session, n, body, expected, sha256)
+                stored = await self._store(session, n, body, expected, sha256, digest_known)
             except UploadRemoved:
                 # Its chunks were deleted while this one arrived: the session has ended meanwhile.
                 refuse_unless_accepting(await self._sessions.get(owner, upload_id))
@@ -101,10 +104,10 @@ class ChunkIngress:
             return ChunkReceipt(n=n, size=expected, sha256=sha256, already_stored=not stored)
 
     async def _store(
-        self, session: UploadSession, n: int, body: AsyncIterator[bytes], expected: int, sha256: str
+        self, session: UploadSession, n: int, body: AsyncIterator[bytes], expected: int, sha256: str, digest_known: bool
     ) -> bool:
         try:
-            return await self._blobs.put_chunk(session.id, n, body, expected, sha256)
+            return await self._blobs.put_chunk(session.id, n, body, expected, sha256, digest_known=digest_known)
         except ChunkSizeMismatch as exc:
             _refuse_size(n, expected, exc.received, too_large=exc.too_large)
         except ChunkHashMismatch as exc:

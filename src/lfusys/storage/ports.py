@@ -349,10 +349,13 @@ class BlobStore(Protocol):
     ``ObjectCreated`` event for its key, so a lost event is made good by sending the chunk again.
     """
 
-    async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+    async def put_chunk(
+        self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str, *, digest_known: bool = False
+    ) -> bool:
         """Stream ``body`` into chunk ``n``, atomically and only if it is exactly ``size`` bytes
         with SHA-256 ``sha256``. The first writer wins: returns ``False`` if that very chunk was
-        already stored.
+        already stored. With ``digest_known`` the caller computed ``sha256`` from these very bytes in
+        this process, and the store does not hash them again (S3 still checks it on its side).
 
         Raises :class:`ChunkSizeMismatch`, :class:`ChunkHashMismatch`, :class:`ChunkConflict`,
         :class:`StorageFull` or :class:`UploadRemoved`; nothing is stored then.

@@ -239,6 +239,7 @@ class _Patch:
             sha256=await asyncio.to_thread(_sha256_hex, data),
             content_length=len(data),
             body=_once(data),
+            digest_known=True,
         )
         self._start += len(data)
         if self._holding_last:

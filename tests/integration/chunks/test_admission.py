@@ -338,7 +338,9 @@ async def test_storage_that_fills_mid_chunk_is_507_and_nothing_else_is_harmed(
     blobs = services_of(client).backend.blobs
     put = blobs.put_chunk
 
-    async def full_after_a_while(upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+    async def full_after_a_while(
+        upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str, *, digest_known: bool = False
+    ) -> bool:
         async for _ in body:  # some of the body arrives, then there is no room for it
             raise StorageFull
         raise AssertionError("the body was empty")

@@ -88,10 +88,12 @@ class _CheckedBody:
     ``Content-Length``, and S3 stores nothing.
     """
 
-    def __init__(self, body: AsyncIterator[bytes], size: int, sha256: str) -> None:
+    def __init__(self, body: AsyncIterator[bytes], size: int, sha256: str, *, check: bool = True) -> None:
         self._body = body
         self._size = size
         self._sha256 = sha256
+        self._check = check
+        """Whether to hash the body here too (S3 checks it against ``ChecksumSHA256`` anyway)."""
         self.refusal: Exception | None = None
         """Why the body was not sent whole (a mismatch, or the client's body broke off)."""
 
@@ -102,7 +104,7 @@ class _CheckedBody:
         raise TypeError("a chunk body is streamed, not read")
 
     async def _checked_pieces(self) -> AsyncIterator[bytes]:
-        digest = hashlib.sha256()
+        digest = hashlib.sha256() if self._check else None
         received = 0
         held = b""
         try:
@@ -112,14 +114,14 @@ class _CheckedBody:
                 received += len(piece)
                 if received > self._size:
                     raise ChunkSizeMismatch(self._size, received, too_large=True)
-                digest.update(piece)
+                if digest is not None:
+                    digest.update(piece)
                 if held:
                     yield held
                 held = piece
             if received < self._size:
                 raise ChunkSizeMismatch(self._size, received, too_large=False)
-            actual = digest.hexdigest()
-            if actual != self._sha256:
+            if digest is not None and (actual := digest.hexdigest()) != self._sha256:
                 raise ChunkHashMismatch(actual)
         except Exception as exc:
             self.refusal = exc
@@ -140,9 +142,11 @@ class S3BlobStore:
 
     # --- chunks ------------------------------------------------------------------------------
 
-    async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+    async def put_chunk(
+        self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str, *, digest_known: bool = False
+    ) -> bool:
         key = chunk_key(checked_id(upload_id), n)
-        checked = _CheckedBody(body, size, sha256)
+        checked = _CheckedBody(body, size, sha256, check=not digest_known)
         traceparent = current_traceparent()
         traced = {TRACEPARENT: traceparent} if traceparent is not None else {}
         try:

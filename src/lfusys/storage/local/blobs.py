@@ -107,17 +107,19 @@ class _ChunkWriter:
     ``writev``, so the bytes are never copied into one buffer first.
     """
 
-    def __init__(self, fd: int, executor: Executor | None) -> None:
+    def __init__(self, fd: int, executor: Executor | None, *, hashing: bool = True) -> None:
         self.fd = fd
         self.executor = executor
         self.written = 0
         self.queued = 0
-        self.digest = hashlib.sha256()
+        self.digest = hashlib.sha256() if hashing else None
+        """The SHA-256 of what was written, unless the caller knows it already."""
         self._in_flight: asyncio.Future[None] | None = None
 
     def _write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            self.digest.update(piece)
+        if self.digest is not None:
+            for piece in pieces:
+                self.digest.update(piece)
         self.written += sum(len(piece) for piece in pieces)
         views = [memoryview(piece) for piece in pieces]
         while views:
@@ -179,10 +181,12 @@ class LocalBlobStore:
 
     # --- chunks ------------------------------------------------------------------------------
 
-    async def put_chunk(self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+    async def put_chunk(
+        self, upload_id: str, n: int, body: AsyncIterator[bytes], size: int, sha256: str, *, digest_known: bool = False
+    ) -> bool:
         final = self._chunk_path(upload_id, n)
         try:
-            stored = await self._store_chunk(final, body, size, sha256)
+            stored = await self._store_chunk(final, body, size, sha256, digest_known)
         except OSError as exc:
             if exc.errno in _OUT_OF_SPACE:
                 raise StorageFull(f"no space left to store chunk {n}") from None
@@ -194,17 +198,18 @@ class LocalBlobStore:
         await self._emit_object_created(chunk_key(upload_id, n), size, self._sequencer, current_traceparent())
         return stored
 
-    async def _store_chunk(self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str) -> bool:
+    async def _store_chunk(
+        self, final: Path, body: AsyncIterator[bytes], size: int, sha256: str, digest_known: bool
+    ) -> bool:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
         fd = await self._in_thread(_open_temporary, temporary)
-        writer = _ChunkWriter(fd, self._executor)
+        writer = _ChunkWriter(fd, self._executor, hashing=not digest_known)
         committed = False
         try:
             received = await self._receive(body, writer, size)
             if received < size:
                 raise ChunkSizeMismatch(size, received, too_large=False)
-            actual = writer.digest.hexdigest()
-            if actual != sha256:
+            if writer.digest is not None and (actual := writer.digest.hexdigest()) != sha256:
                 raise ChunkHashMismatch(actual)
             committed = True
             return await self._in_thread(_commit_chunk, fd, temporary, final, sha256)
