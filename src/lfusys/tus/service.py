@@ -32,6 +32,9 @@ from lfusys.tus.records import TusUpload
 
 log = structlog.get_logger(__name__)
 
+_STORERS = 2
+"""Chunks of one PATCH stored at once."""
+
 CLAIM_LEASE = timedelta(minutes=2)
 """How long a PATCH's claim on the offset lasts without being renewed (each stored chunk renews it):
 a request that died holds the offset no longer than this."""
@@ -149,19 +152,23 @@ class _Patch:
         """Whether the chunk that completes the file waits for the checksum."""
         self._unverified: list[int] = []
         """Chunks this PATCH stored before its checksum was known (thrown away if it is wrong)."""
+        self._stored: dict[int, int] = {}
+        """Chunks stored ahead of one still being stored: number → length."""
+        self._committing = asyncio.Lock()
 
     def _number(self, start: int) -> int:
         return start // self._session.chunk_size + 1
 
     async def run(self, body: AsyncIterator[bytes], checksum: Checksum | None) -> int:
-        """Receive the body and store its whole chunks at the same time: the next chunk arrives while
-        the one before is hashed and written (at most one waits in between)."""
+        """Receive the body and store its whole chunks at the same time: while chunks are hashed and
+        stored (two at once, each going through the chunk store's writes, fsyncs and records), the next
+        arrives; the offset moves over each chunk once every chunk before it is stored too."""
         if self.committed > self._start:
             tail = await self._blobs.get_tail(self._upload.id, self.committed)
             self._pieces, self._filled = [tail], len(tail)
         hasher = checksum.hasher() if checksum is not None else None
         self._holding_last = checksum is not None
-        whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=1)
+        whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=_STORERS)
         stopped: BodyInterrupted | TooLarge | None = None
 
         async def receive() -> None:
@@ -180,11 +187,13 @@ class _Patch:
         async def store() -> None:
             while (item := await whole.get()) is not None:
                 await self._store_chunk(*item)
+            await whole.put(None)  # the end, for the other storing task too
 
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(receive())
-                group.create_task(store())
+                for _ in range(_STORERS):
+                    group.create_task(store())
         except BaseExceptionGroup as failed:
             await self._forget_unverified()
             raise failed.exceptions[0] from None
@@ -241,11 +250,16 @@ class _Patch:
             body=_once(data),
             digest_known=True,
         )
-        self._start += len(data)
-        if self._holding_last:
-            self._unverified.append(n)
-        else:
-            await self._advance(self._start)
+        self._stored[n] = len(data)
+        async with self._committing:  # in chunk order, whichever storing task finished first
+            moved = False
+            while (length := self._stored.pop(self._number(self._start), None)) is not None:
+                if self._holding_last:
+                    self._unverified.append(self._number(self._start))
+                self._start += length
+                moved = True
+            if moved and not self._holding_last:
+                await self._advance(self._start)
 
     async def _keep_tail(self) -> None:
         """Store the bytes past the last whole chunk as the tail, and move the offset to their end."""
@@ -266,9 +280,12 @@ class _Patch:
             await self._blobs.delete_tail(self._upload.id, previous)
 
     async def _forget_unverified(self) -> None:
-        for n in self._unverified:
+        """Delete the chunks this PATCH stored that the offset does not cover (not verified yet, or
+        stored ahead of one that failed)."""
+        for n in [*self._unverified, *self._stored]:
             await self._blobs.delete_chunk(self._upload.id, n)
         self._unverified.clear()
+        self._stored.clear()
 
 
 def _sha256_hex(data: bytes) -> str:
