@@ -12,7 +12,17 @@ from litestar.handlers.base import BaseRouteHandler
 
 from lfusys.errors import InvalidInput, UnsupportedMediaType
 
+_WHOLE_NUMBER = re.compile(r"^[0-9]{1,19}$")
 _VALIDATION_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def whole_number(name: str, header: str | None) -> int:
+    """A header that must be a non-negative whole number (at most 19 digits); 400 if it is missing or not one."""
+    if header is None:
+        raise InvalidInput(f"{name} header missing")
+    if not _WHOLE_NUMBER.match(header.strip()):
+        raise InvalidInput(f"{name}: must be a whole number")
+    return int(header)
 
 
 async def requires_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -16,12 +16,12 @@ from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requir
 from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkIngress, ChunkReceipt
 from lfusys.errors import BodyInterrupted, InvalidInput, error_responses
+from lfusys.http import whole_number
 from lfusys.services import services_from
 from lfusys.settings import MAX_CHUNKS
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK_NUMBER = re.compile(r"^[0-9]{1,6}$")  # at most 10,000 chunks
-_CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")
 
 
 def parse_chunk_number(text: str) -> int:
@@ -38,11 +38,7 @@ def parse_chunk_hash(header: str | None) -> str:
 
 
 def parse_content_length(header: str | None) -> int | None:
-    if header is None:
-        return None
-    if not _CONTENT_LENGTH.match(header.strip()):
-        raise InvalidInput("Content-Length: must be a whole number")
-    return int(header)
+    return None if header is None else whole_number("Content-Length", header)
 
 
 async def request_body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:

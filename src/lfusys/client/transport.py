@@ -171,7 +171,7 @@ class _Connection:
 
 
 class ChunkTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over asyncio streams, for ``http`` and ``https`` (verified with httpx's default
+    """HTTP/1.1 on asyncio connections, for ``http`` and ``https`` (verified with httpx's default
     certificate store unless ``ssl_context`` is given). Keeps up to ``max_idle`` connections open."""
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None, max_idle: int = 16) -> None:
@@ -186,20 +186,23 @@ class ChunkTransport(httpx.AsyncBaseTransport):
         idle = self._idle.setdefault(origin, [])
         while idle:
             connection = idle.pop()
-            if connection.reusable:
-                try:
-                    response = await connection.exchange(request, timeouts)
-                except httpx.TransportError as exc:
-                    connection.close()
-                    if connection.received_any or isinstance(exc, httpx.TimeoutException):
-                        raise
-                    continue  # closed by the server while idle: nothing was handled, send it anew
-                except BaseException:
-                    connection.close()
+            if not connection.reusable:
+                connection.close()
+                continue
+            try:
+                return await self._exchange(origin, connection, request, timeouts)
+            except httpx.TransportError as exc:
+                if connection.received_any or isinstance(exc, httpx.TimeoutException):
                     raise
-                return self._done(origin, connection, response)
-            connection.close()
+                # Closed by the server while idle: nothing was handled, so send it anew.
         connection = await self._connect(request, origin, timeouts)
+        return await self._exchange(origin, connection, request, timeouts)
+
+    async def _exchange(
+        self, origin: _Origin, connection: _Connection, request: httpx.Request, timeouts: dict[str, float | None]
+    ) -> httpx.Response:
+        """``request`` on ``connection``, which is kept for the next request if it can be, else closed
+        (also when the exchange fails)."""
         try:
             response = await connection.exchange(request, timeouts)
         except BaseException:

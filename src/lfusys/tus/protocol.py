@@ -16,7 +16,6 @@ EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
-_WHOLE_NUMBER = re.compile(r"^[0-9]{1,19}$")
 _METADATA_KEY = re.compile(r"^[^\s,]+$")
 MAX_METADATA_LENGTH = 4096
 
@@ -46,15 +45,6 @@ def check_version(header: str | None) -> None:
         raise UnsupportedVersion("Tus-Resumable header missing: this server speaks tus 1.0.0")
     if header.strip() != VERSION:
         raise UnsupportedVersion(f"tus version {header.strip()!r} is not supported: this server speaks 1.0.0")
-
-
-def whole_number(name: str, header: str | None) -> int:
-    """A header that must be a non-negative whole number."""
-    if header is None:
-        raise InvalidInput(f"{name} header missing")
-    if not _WHOLE_NUMBER.match(header.strip()):
-        raise InvalidInput(f"{name}: must be a whole number of bytes")
-    return int(header)
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:

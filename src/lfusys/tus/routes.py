@@ -24,6 +24,7 @@ from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requir
 from lfusys.auth.records import User
 from lfusys.chunks.routes import request_body
 from lfusys.errors import DomainError
+from lfusys.http import whole_number
 from lfusys.services import services_from
 from lfusys.tus.protocol import (
     CHECKSUM_ALGORITHMS,
@@ -34,7 +35,6 @@ from lfusys.tus.protocol import (
     check_version,
     parse_checksum,
     parse_metadata,
-    whole_number,
 )
 from lfusys.tus.service import TusState, TusUploads, expires_at
 
