@@ -1,11 +1,14 @@
 """tus-js-client uploading one file to LFUSYS's tus endpoint and to @tus/server with its file store, in
 one sitting, in turns (LFUSYS, @tus/server, LFUSYS, …), single stream and with ``parallelUploads``.
 
-* The client is the same Node script for both (``bench/js/tus-client.mjs``): one ``tus.Upload`` of the
-  whole file, ``chunkSize: Infinity``; its clock runs from ``start()`` to ``onSuccess`` (the last PATCH
-  answered). For LFUSYS the time from ``start()`` until the file is *ready* (assembled, listed,
-  downloadable) is reported too (polled every 10 ms); @tus/server's file is ready when its last PATCH is
-  answered.
+* The client is the same Node script for both (``bench/js/tus-client.mjs``), ``chunkSize: Infinity``;
+  its clock runs from ``start()`` until the last request is answered. Single stream: one ``tus.Upload``
+  of the whole file. Parallel (``P`` > 1): LFUSYS gets one ``tus.Upload`` with ``parallelUploads: P``
+  (P partial uploads, then a final one joining them: the concatenation extension). @tus/server has no
+  concatenation (its file store refuses ``Upload-Concat``), so its parallel peer is what its users can
+  do instead: P separate uploads of the file's P slices at once (P files, not one). For LFUSYS the
+  time from ``start()`` until the file is *ready* (assembled, listed, downloadable) is reported too
+  (polled every 10 ms); @tus/server's file is ready when its last PATCH is answered.
 * LFUSYS: ``lfusys serve`` on the embedded default, a personal API token. It verifies every chunk's
   SHA-256 and keeps the upload resumable across replicas; @tus/server's file store does neither.
 * @tus/server: ``bench/js/tus-node-server.mjs`` (a bench-only dependency: ``npm ci`` in ``bench/js``
@@ -51,8 +54,19 @@ def ensure_node_peers() -> str:
     return node
 
 
-async def tus_client(node: str, endpoint: str, data: TestFile, parallel: int, token: str | None) -> dict[str, Any]:
-    argv = [node, str(JS / "tus-client.mjs"), endpoint, str(data.path), str(parallel), *([token] if token else [])]
+async def tus_client(
+    node: str, endpoint: str, data: TestFile, parallel: int, mode: str, token: str | None
+) -> dict[str, Any]:
+    """One timed run of ``bench/js/tus-client.mjs``: ``mode`` "concat" (parallelUploads) or "separate"."""
+    argv = [
+        node,
+        str(JS / "tus-client.mjs"),
+        endpoint,
+        str(data.path),
+        str(parallel),
+        mode,
+        *([token] if token else []),
+    ]
     finished = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
     lines = finished.stdout.strip().splitlines()
     outcome: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": finished.stderr.strip()}
@@ -65,8 +79,9 @@ async def lfusys_run(node: str, real: RealServer, token: str, data: TestFile, pa
     endpoint = f"http://{HOST}:{real.server.port}/api/v1/tus/"
     await real.call("POST", "/auth/refresh", 200)  # off the clock: the control connection's session
     with RunWatch(real.server.pid).running() as watch:
-        outcome = await tus_client(node, endpoint, data, parallel, token)
-        file_id = await real._completed(str(outcome["url"]).rstrip("/").rsplit("/", 1)[1])
+        outcome = await tus_client(node, endpoint, data, parallel, "concat", token)
+        [url] = outcome["urls"]
+        file_id = await real._completed(str(url).rstrip("/").rsplit("/", 1)[1])
         ready = time.time() - outcome["started_at"]  # from the client's start(), as its own clock
     await real.verify_and_delete(file_id, data)
     return {
@@ -86,10 +101,12 @@ async def tus_node_run(
 ) -> dict[str, Any]:
     endpoint = f"http://{HOST}:{peer.port}/files/"
     with RunWatch(peer.pid).running() as watch:
-        outcome = await tus_client(node, endpoint, data, parallel, None)
+        outcome = await tus_client(node, endpoint, data, parallel, "separate", None)
     sizes = await asyncio.to_thread(_check_and_empty, directory)
-    if parallel == 1 and sizes != [data.size]:
-        raise RuntimeError(f"@tus/server stored {sizes}, expected one file of {data.size} bytes")
+    slice_size = data.size // parallel
+    expected = sorted([slice_size] * (parallel - 1) + [data.size - slice_size * (parallel - 1)])
+    if sizes != expected:
+        raise RuntimeError(f"@tus/server stored {sizes}, expected {expected}")
     return {
         "target": "tus-node",
         "client_seconds": outcome["seconds"],
@@ -171,6 +188,11 @@ def summarize(runs: list[dict[str, Any]], size: int) -> dict[str, Any]:
             row["lfusys"]["median_ready_mib_per_s"] / row["tus-node"]["median_mib_per_s"]
         )
         summary[f"parallel_{parallel}"] = row
+    if "parallel_1" in summary:  # @tus/server's one way to send one file, against LFUSYS's every way
+        single = summary["parallel_1"]["tus-node"]["median_mib_per_s"]
+        for row in summary.values():
+            row["lfusys_over_tus_node_single_stream"] = row["lfusys"]["median_mib_per_s"] / single
+            row["lfusys_ready_over_tus_node_single_stream"] = row["lfusys"]["median_ready_mib_per_s"] / single
     return summary
 
 
@@ -199,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({row['lfusys']['median_ready_mib_per_s']:.1f} ready), @tus/server "
             f"{row['tus-node']['median_mib_per_s']:.1f} MiB/s; lfusys / @tus/server = "
             f"{row['lfusys_over_tus_node']:.2f} uploaded, {row['lfusys_ready_over_tus_node']:.2f} ready"
+            + (
+                f"; over @tus/server's single stream {row['lfusys_over_tus_node_single_stream']:.2f} uploaded, "
+                f"{row['lfusys_ready_over_tus_node_single_stream']:.2f} ready"
+                if "lfusys_over_tus_node_single_stream" in row
+                else ""
+            )
         )
     print(f"\nresults written to {save(results, prefix='tus-')}")
     return 0

@@ -37,7 +37,8 @@ from lfusys.services import background_work, cookie_policy, open_services
 from lfusys.sessions.routes import UploadsController
 from lfusys.settings import Settings, load_settings
 from lfusys.storage.backend import server_keys
-from lfusys.tus.routes import TusController, tus_options
+from lfusys.tus.method_override import MethodOverride
+from lfusys.tus.routes import TUS_PATH, TusController, tus_options
 from lfusys.web import api_docs_plugin, default_web_dir, web_routes
 
 log = structlog.get_logger(__name__)
@@ -145,8 +146,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Lite
         request_class=StrictJSONRequest,
         logging_config=None,
     )
-    # Outermost the client's real address; then the request's span, if traced; then its id and access line.
-    handler = RequestContext(app.asgi_handler)
+    # Outermost the client's real address; then the request's span, if traced; then its id and access line;
+    # then tus's method override, which has to come before routing.
+    handler = RequestContext(MethodOverride(app.asgi_handler, path=f"{API_PREFIX}{TUS_PATH}"))
     app.asgi_handler = ForwardedHeaders(
         asgi_tracing(handler) if tracing else handler, TrustedProxies(settings.core.trusted_proxies)
     )

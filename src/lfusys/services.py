@@ -162,7 +162,14 @@ def build_services(
         sessions=sessions,
         admission=admission,
         ingress=ingress,
-        tus=TusUploads(sessions=sessions, ingress=ingress, store=backend.tus, blobs=backend.blobs, clock=clock),
+        tus=TusUploads(
+            sessions=sessions,
+            ingress=ingress,
+            finalizer=finalizer,
+            store=backend.tus,
+            blobs=backend.blobs,
+            clock=clock,
+        ),
         files=FileLibrary(
             files=files,
             blobs=backend.blobs,

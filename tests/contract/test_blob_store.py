@@ -20,11 +20,15 @@ from lfusys.storage.ports import (
     ChunkSizeMismatch,
     ChunkSpan,
     ChunkWrongSize,
+    PartSource,
+    Piece,
+    group_pieces,
 )
 from tests.contract.conftest import announced
 from tests.support import FakeClock, chunks_of, sha256_hex
 
 UPLOAD = "u0123456789abcdef"
+NEXT_UPLOAD = "v0123456789abcdef"
 PART = 5 * 1024 * 1024
 
 
@@ -267,6 +271,148 @@ async def test_assembly_with_a_chunk_of_the_wrong_size_fails_and_makes_no_file(
         await backend.blobs.copy_parts("file1", assembly, UPLOAD, spans(4096, 2 * 4096 + 100))
 
     assert raised.value.n == wrong
+    assert await backend.blobs.file_size("file1") is None
+
+
+def one(number: int, piece: Piece) -> PartSource:
+    return PartSource(number, (piece,))
+
+
+async def test_an_assembly_of_pieces_of_two_uploads_reads_as_their_bytes_joined(backend: Backend) -> None:
+    # The first upload ends in a small tail, joined with the next upload's first chunk into one part.
+    first_chunk, tail = os.urandom(PART + 100), os.urandom(1000)
+    next_chunk, last_chunk = os.urandom(PART), os.urandom(2000)
+    await put(backend, 1, first_chunk)
+    await backend.blobs.put_tail(UPLOAD, PART + 1100, tail)
+    await backend.blobs.put_chunk(NEXT_UPLOAD, 1, pieces(next_chunk), PART, sha256_hex(next_chunk))
+    await backend.blobs.put_chunk(NEXT_UPLOAD, 2, pieces(last_chunk), 2000, sha256_hex(last_chunk))
+    parts = group_pieces(
+        [
+            Piece(UPLOAD, PART + 100, n=1),
+            Piece(UPLOAD, 1000, tail_end=PART + 1100),
+            Piece(NEXT_UPLOAD, PART, n=1),
+            Piece(NEXT_UPLOAD, 2000, n=2),
+        ]
+    )
+    data = first_chunk + tail + next_chunk + last_chunk
+    assembly = await backend.blobs.start_assembly("file1")
+
+    made = await backend.blobs.copy_pieces("file1", assembly, parts)
+    size = await backend.blobs.complete_assembly("file1", assembly, made)
+
+    assert [len(part.pieces) for part in parts] == [1, 2, 1]
+    assert [part.number for part in made] == [1, 2, 3]
+    assert size == len(data)
+    assert await backend.blobs.file_size("file1") == len(data)
+    assert await read_all(backend, "file1") == data
+    first_end, second_end = PART + 100, 2 * PART + 1100
+    for start, end in [
+        (first_end - 10, first_end + 10),
+        (second_end - 10, second_end + 10),
+        (first_end - 1, second_end),
+        (first_end, second_end - 1),
+        (5, len(data) - 5),
+        (second_end, len(data) - 1),
+    ]:
+        assert await read_all(backend, "file1", ByteRange(start, end)) == data[start : end + 1], (start, end)
+
+
+async def test_a_tail_alone_is_a_part_as_it_is(backend: Backend) -> None:
+    tail = os.urandom(3000)
+    await backend.blobs.put_tail(UPLOAD, 3000, tail)
+    assembly = await backend.blobs.start_assembly("file1")
+
+    made = await backend.blobs.copy_pieces("file1", assembly, [one(1, Piece(UPLOAD, 3000, tail_end=3000))])
+
+    assert await backend.blobs.complete_assembly("file1", assembly, made) == 3000
+    assert await read_all(backend, "file1") == tail
+    assert await read_all(backend, "file1", ByteRange(10, 19)) == tail[10:20]
+
+
+async def test_making_parts_from_pieces_again_is_harmless(backend: Backend) -> None:
+    first_chunk, tail, next_chunk = os.urandom(PART), os.urandom(1000), os.urandom(2000)
+    await put(backend, 1, first_chunk)
+    await backend.blobs.put_tail(UPLOAD, PART + 1000, tail)
+    await backend.blobs.put_chunk(NEXT_UPLOAD, 1, pieces(next_chunk), 2000, sha256_hex(next_chunk))
+    parts = [
+        one(1, Piece(UPLOAD, PART, n=1)),
+        PartSource(2, (Piece(UPLOAD, 1000, tail_end=PART + 1000), Piece(NEXT_UPLOAD, 2000, n=1))),
+    ]
+    assembly = await backend.blobs.start_assembly("file1")
+
+    first = await backend.blobs.copy_pieces("file1", assembly, parts)
+    # Another worker, taking over, makes every part again.
+    again = await backend.blobs.copy_pieces("file1", assembly, parts)
+    size = await backend.blobs.complete_assembly("file1", assembly, again)
+
+    assert again == first
+    assert size == PART + 3000
+    assert await read_all(backend, "file1") == first_chunk + tail + next_chunk
+
+
+@pytest.mark.parametrize(
+    ("part", "missing"),
+    [
+        (one(1, Piece(UPLOAD, 3000, n=2)), 2),
+        (one(1, Piece(UPLOAD, 10, tail_end=3010)), 0),
+        (PartSource(1, (Piece(UPLOAD, 3000, n=1), Piece(UPLOAD, 10, tail_end=3010))), 0),
+        (PartSource(1, (Piece(UPLOAD, 3000, n=1), Piece(UPLOAD, 3000, n=2))), 2),
+        (PartSource(1, (Piece(UPLOAD, 10, tail_end=3010), Piece(UPLOAD, 3000, n=1))), 0),
+    ],
+    ids=["lone chunk", "lone tail", "joined tail", "joined chunk", "first of joined"],
+)
+async def test_a_part_with_a_missing_piece_fails_and_makes_no_file(
+    backend: Backend, part: PartSource, missing: int
+) -> None:
+    await put(backend, 1, os.urandom(3000))
+    assembly = await backend.blobs.start_assembly("file1")
+
+    with pytest.raises(ChunkMissing) as raised:
+        await backend.blobs.copy_pieces("file1", assembly, [part])
+
+    assert raised.value.n == missing
+    assert await backend.blobs.file_size("file1") is None
+
+
+@pytest.mark.parametrize(
+    ("part", "wrong"),
+    [
+        (one(1, Piece(UPLOAD, 2999, n=1)), 1),
+        (one(1, Piece(UPLOAD, 11, tail_end=3010)), 0),
+        (PartSource(1, (Piece(UPLOAD, 3000, n=1), Piece(UPLOAD, 9, tail_end=3010))), 0),
+        (PartSource(1, (Piece(UPLOAD, 3001, n=1), Piece(UPLOAD, 10, tail_end=3010))), 1),
+    ],
+    ids=["lone chunk", "lone tail", "joined tail", "joined chunk"],
+)
+async def test_a_part_with_a_piece_of_the_wrong_size_fails_and_makes_no_file(
+    backend: Backend, part: PartSource, wrong: int
+) -> None:
+    await put(backend, 1, os.urandom(3000))
+    await backend.blobs.put_tail(UPLOAD, 3010, os.urandom(10))
+    assembly = await backend.blobs.start_assembly("file1")
+
+    with pytest.raises(ChunkWrongSize) as raised:
+        await backend.blobs.copy_pieces("file1", assembly, [part])
+
+    assert raised.value.n == wrong
+    assert await backend.blobs.file_size("file1") is None
+
+
+@pytest.mark.parametrize(
+    "part",
+    [one(1, Piece(UPLOAD, 3, n=1)), PartSource(1, (Piece(UPLOAD, 3, n=1), Piece(UPLOAD, 2, tail_end=5)))],
+    ids=["lone", "joined"],
+)
+async def test_pieces_made_into_an_unknown_or_aborted_assembly_are_lost(backend: Backend, part: PartSource) -> None:
+    await put(backend, 1, b"abc")
+    await backend.blobs.put_tail(UPLOAD, 5, b"de")
+    aborted = await backend.blobs.start_assembly("file1")
+    await backend.blobs.abort_assembly("file1", aborted)
+
+    with pytest.raises(AssemblyLost):
+        await backend.blobs.copy_pieces("file1", "0123456789abcdef", [part])
+    with pytest.raises(AssemblyLost):
+        await backend.blobs.copy_pieces("file1", aborted, [part])
     assert await backend.blobs.file_size("file1") is None
 
 

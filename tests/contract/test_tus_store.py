@@ -118,3 +118,36 @@ async def test_tails_are_kept_per_offset_and_go_with_the_upload(backend: Backend
 
     with pytest.raises(ChunkMissing):
         await backend.blobs.get_tail(upload.id, 1300)
+
+
+async def test_a_deferred_upload_gets_its_length_once(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner)
+    upload = TusUpload(id=session.id, owner_id=owner.id, length=5000, deferred=True, created_at=NOW)
+    await backend.tus.create(upload)
+    assert await backend.tus.get(upload.id) == upload
+
+    assert not await backend.tus.set_length(upload.id, 5001), "more than it reserved"
+    assert await backend.tus.get(upload.id) == upload
+    assert await backend.tus.set_length(upload.id, 1200)
+    assert await backend.tus.get(upload.id) == replace(upload, length=1200, deferred=False)
+    assert await backend.tus.set_length(upload.id, 1200), "the same length again"
+    assert not await backend.tus.set_length(upload.id, 1100), "a length is given once"
+    assert not await backend.tus.set_length("no-such-upload", 10)
+    assert await backend.tus.get(upload.id) == replace(upload, length=1200, deferred=False)
+
+
+async def test_an_upload_with_its_length_cannot_be_given_another(backend: Backend, owner: User) -> None:
+    upload = await a_tus_upload(backend, owner)
+
+    assert await backend.tus.set_length(upload.id, upload.length)
+    assert not await backend.tus.set_length(upload.id, upload.length - 1)
+    assert await backend.tus.get(upload.id) == upload
+
+
+@pytest.mark.parametrize("concat", ["partial", "final"])
+async def test_partial_and_final_uploads_are_read_back_as_such(backend: Backend, owner: User, concat: str) -> None:
+    session = await a_session(backend, owner)
+    upload = TusUpload(id=session.id, owner_id=owner.id, length=session.file_size, concat=concat, created_at=NOW)
+    await backend.tus.create(upload)
+
+    assert await backend.tus.get(upload.id) == upload

@@ -484,6 +484,44 @@ async def test_a_malformed_session_cursor_is_a_value_error(backend: Backend, own
         await backend.uploads.list_unfinished(owner.id, 10, cursor)
 
 
+async def joined_session(store: Backend, owner: User, sources: tuple[str, ...], **changes: object) -> UploadSession:
+    """A session joined from other uploads: no chunks of its own, so it is full from the start."""
+    return await a_session(
+        store, owner, total=0, size=1500, chunk_size=0, status=UploadStatus.IN_PROGRESS, sources=sources, **changes
+    )
+
+
+async def test_the_sources_of_a_joined_session_are_kept_and_read_back_everywhere(backend: Backend, owner: User) -> None:
+    uploads = backend.uploads
+    ordinary = await a_session(backend, owner)
+    joined = await joined_session(backend, owner, ("first", "second"), expires_at=NOW - timedelta(seconds=1))
+
+    assert await uploads.get(joined.id) == joined
+    page = await uploads.list_unfinished(owner.id, 10, None)
+    assert {s.id: s.sources for s in page.sessions} == {joined.id: ("first", "second"), ordinary.id: ()}
+    assert await uploads.due_to_expire(NOW, 10) == [joined]
+    claimed = await uploads.claim_finalize(joined.id, "w", NOW, NOW + LEASE)
+    assert claimed is not None
+    assert claimed.sources == ("first", "second")
+    assert [s.sources for s in await uploads.by_status(UploadStatus.FINALIZING, 10)] == [("first", "second")]
+
+
+async def test_a_session_with_no_chunks_of_its_own_is_stalled_once_idle_and_claimed_at_once(
+    backend: Backend, owner: User
+) -> None:
+    uploads = backend.uploads
+    joined = await joined_session(backend, owner, ("first", "second"))
+    later = NOW + timedelta(minutes=10)
+
+    assert await uploads.stalled(NOW, NOW - timedelta(minutes=5), 10) == []  # not idle yet
+    assert [s.id for s in await uploads.stalled(later, later - timedelta(minutes=5), 10)] == [joined.id]
+    claimed = await uploads.claim_finalize(joined.id, "w", later, later + LEASE)
+
+    assert claimed is not None
+    assert (claimed.status, claimed.recorded_chunks, claimed.total_chunks) == (UploadStatus.FINALIZING, 0, 0)
+    assert await uploads.claim_finalize(joined.id, "other", later, later + LEASE) is None
+
+
 # --- usage and quota -----------------------------------------------------------------------
 
 
@@ -537,6 +575,112 @@ async def test_concurrent_sessions_against_a_quota_that_fits_one_reserve_exactly
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not None)
     assert await backend.uploads.usage(owner.id) == 700
     assert len(await unfinished_ids(backend, owner.id)) == 1
+
+
+# --- a size fixed after the session began ---------------------------------------------------
+
+
+async def test_setting_the_size_shrinks_the_session_and_the_owners_usage_by_the_difference(
+    backend: Backend, owner: User
+) -> None:
+    uploads = backend.uploads
+    session = await a_session(backend, owner, total=5, size=5_000)
+    await a_session(backend, owner, total=1, size=100)
+
+    resized = await uploads.set_size(session.id, 2_500, 3)
+    again = await uploads.set_size(session.id, 2_500, 3)  # a repeat changes nothing
+
+    expected = msgspec.structs.replace(session, file_size=2_500, total_chunks=3)
+    assert resized == again == expected
+    assert await uploads.get(session.id) == expected
+    assert await uploads.usage(owner.id) == 2_600
+
+
+async def test_a_size_larger_than_the_reservation_is_a_value_error_and_changes_nothing(
+    backend: Backend, owner: User
+) -> None:
+    session = await a_session(backend, owner, total=5, size=5_000)
+
+    with pytest.raises(ValueError, match="5000"):
+        await backend.uploads.set_size(session.id, 5_001, 6)
+
+    assert await backend.uploads.get(session.id) == session
+    assert await backend.uploads.usage(owner.id) == 5_000
+
+
+async def test_the_size_of_an_unknown_session_is_not_set(backend: Backend) -> None:
+    assert await backend.uploads.set_size("missing", 10, 1) is None
+
+
+async def test_the_size_of_a_session_that_no_longer_takes_chunks_is_not_set(backend: Backend, owner: User) -> None:
+    uploads = backend.uploads
+    cancelled = await a_session(backend, owner, total=1, size=100)
+    await uploads.cancel(cancelled.id, NOW)
+    expired = await a_session(backend, owner, total=1, size=200, expires_at=NOW - timedelta(seconds=1))
+    await uploads.expire(expired.id, NOW)
+    finalizing = await a_session(backend, owner, total=1, size=400)
+    await record_one(backend, finalizing.id, 1)
+    await uploads.claim_finalize(finalizing.id, "w", NOW, NOW + LEASE)
+    completed = await a_session(backend, owner, total=1, size=800)
+    await record_one(backend, completed.id, 1)
+    await uploads.claim_finalize(completed.id, "w", NOW, NOW + LEASE)
+    await uploads.complete(completed.id, "w", "file", NOW)
+    assert await uploads.usage(owner.id) == 1_200
+
+    for session in (cancelled, expired, finalizing, completed):
+        assert await uploads.set_size(session.id, 10, 1) is None
+        unchanged = await uploads.get(session.id)
+        assert unchanged is not None
+        assert unchanged.file_size == session.file_size
+    assert await uploads.usage(owner.id) == 1_200
+
+
+async def test_a_session_whose_size_was_set_is_finalized_once_its_new_chunks_are_recorded(
+    backend: Backend, owner: User
+) -> None:
+    uploads = backend.uploads
+    session = await a_session(backend, owner, total=5, size=5_000)
+    await record_one(backend, session.id, 1)
+    await uploads.set_size(session.id, 2_500, 3)
+
+    await record_one(backend, session.id, 2)
+    assert await uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE) is None
+    beyond = await record_one(backend, session.id, 4)  # no longer one of its chunks
+    assert beyond is not None
+    assert beyond.recorded_chunks == 2
+    await record_one(backend, session.id, 3)
+    claimed = await uploads.claim_finalize(session.id, "w", NOW, NOW + LEASE)
+
+    assert claimed is not None
+    assert (claimed.status, claimed.recorded_chunks, claimed.total_chunks) == (UploadStatus.FINALIZING, 3, 3)
+    assert claimed.chunk_length(3) == 500
+
+
+async def test_a_size_set_while_the_session_is_cancelled_releases_exactly_its_reservation(
+    backend: Backend, owner: User
+) -> None:
+    sessions = [await a_session(backend, owner, total=5, size=5_000) for _ in range(4)]
+    await a_session(backend, owner, total=100, size=100_000)  # kept: what is released too much shows
+
+    await asyncio.gather(
+        *(backend.uploads.set_size(s.id, 1_000 * (i + 1), i + 1) for i, s in enumerate(sessions)),
+        *(backend.uploads.cancel(s.id, NOW) for s in sessions),
+    )
+
+    assert await backend.uploads.usage(owner.id) == 100_000
+
+
+async def test_sizes_set_at_once_leave_the_usage_at_the_size_that_won(backend: Backend, owner: User) -> None:
+    session = await a_session(backend, owner, total=5, size=5_000)
+
+    await asyncio.gather(
+        *(backend.uploads.set_size(session.id, size, 5) for size in (4_000, 3_000, 2_000, 4_500)),
+        return_exceptions=True,  # a size larger than one already set is refused
+    )
+
+    final = await backend.uploads.get(session.id)
+    assert final is not None
+    assert await backend.uploads.usage(owner.id) == final.file_size < 5_000
 
 
 async def test_a_file_is_created_once(backend: Backend, owner: User) -> None:

@@ -1,5 +1,6 @@
 // Upload one file with tus-js-client, as a script would: node tus-upload.mjs ENDPOINT TOKEN FILE [OPTIONS_JSON]
-// OPTIONS_JSON: {chunkSize, parallelUploads, filename, filetype, abortAfterBytes, terminate}.
+// OPTIONS_JSON: {chunkSize, parallelUploads, uploadLengthDeferred, overridePatchMethod, headers, filename,
+// filetype, abortAfterBytes, terminate}.
 // Prints one JSON line: {"url": ...} once done, {"aborted": true, "url": ..., "offset": n} after an abort,
 // or {"error": ...} (exit status 1).
 import { readFileSync } from "node:fs";
@@ -11,10 +12,12 @@ const data = readFileSync(path);
 
 const upload = new tus.Upload(data, {
   endpoint,
-  headers: { Authorization: `Bearer ${token}` },
+  headers: { Authorization: `Bearer ${token}`, ...(options.headers ?? {}) },
   metadata: { filename: options.filename ?? "file.bin", filetype: options.filetype ?? "application/octet-stream" },
   chunkSize: options.chunkSize ?? Infinity,
   parallelUploads: options.parallelUploads ?? 1,
+  uploadLengthDeferred: Boolean(options.uploadLengthDeferred),
+  overridePatchMethod: Boolean(options.overridePatchMethod),
   retryDelays: [0, 200, 500, 1000],
   storeFingerprintForResuming: false,
   onError(error) {

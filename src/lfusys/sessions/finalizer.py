@@ -7,11 +7,12 @@ created only if absent, and completion is conditional on still holding the lease
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import structlog
@@ -31,7 +32,9 @@ from lfusys.storage.ports import (
     ChunkWrongSize,
     FileStore,
     Part,
+    Piece,
     UploadStore,
+    group_pieces,
 )
 
 log = structlog.get_logger(__name__)
@@ -62,6 +65,10 @@ async def every_chunk_record(uploads: UploadStore, upload_id: str) -> list[Store
     while page := await uploads.list_chunks(upload_id, after=records[-1].n if records else 0):
         records.extend(page)
     return records
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def file_checksum(chunk_digests: list[str]) -> str:
@@ -157,6 +164,7 @@ class Finalizer:
         FINALIZE_SECONDS.observe(time.perf_counter() - started)
         UPLOADS.labels("completed").inc()
         FILE_SIZE_BYTES.observe(session.file_size)
+        await self._end_sources(session)
         await self.clean_up(upload_id)
         log.info("upload completed", upload_id=upload_id, file_id=file_id, size=session.file_size)
         return True
@@ -180,11 +188,18 @@ class Finalizer:
         Raises :class:`AssemblyFailed` for what no retry can mend.
         """
         file_id = file_id_for(session.id)
-        chunks = await every_chunk_record(self._uploads, session.id)
-        checksum = file_checksum(await self._chunk_digests(session, chunks))
-        size = await self._blobs.file_size(file_id)
-        if size is None:
-            size = await self._build(session, file_id, chunks)
+        if session.sources:
+            pieces = await self._source_pieces(session)
+            checksum = file_checksum(await self._piece_digests(pieces))
+            size = await self._blobs.file_size(file_id)
+            if size is None:
+                size = await self._join(session, file_id, pieces)
+        else:
+            chunks = await every_chunk_record(self._uploads, session.id)
+            checksum = file_checksum(await self._chunk_digests(session, chunks))
+            size = await self._blobs.file_size(file_id)
+            if size is None:
+                size = await self._build(session, file_id, chunks)
         if size != session.file_size:
             raise AssemblyFailed(f"the assembled file is {size} bytes, not the declared {session.file_size}")
         await self._files.create_if_absent(
@@ -212,7 +227,7 @@ class Finalizer:
         assembly_id = session.assembly_id or await self._start_assembly(session, file_id)
         parts = {chunk.n: Part(chunk.n, chunk.part_etag) for chunk in chunks if chunk.part_etag is not None}
         missing = [ChunkSpan(n, session.chunk_length(n)) for n in range(1, session.total_chunks + 1) if n not in parts]
-        try:
+        async with self._assembling(session, file_id, assembly_id):
             for start in range(0, len(missing), _PARTS_PER_BATCH):
                 copied = await self._blobs.copy_parts(
                     file_id, assembly_id, session.id, missing[start : start + _PARTS_PER_BATCH]
@@ -222,13 +237,68 @@ class Finalizer:
             return await self._blobs.complete_assembly(
                 file_id, assembly_id, [parts[n] for n in range(1, session.total_chunks + 1)]
             )
+
+    @contextlib.asynccontextmanager
+    async def _assembling(self, session: UploadSession, file_id: str, assembly_id: str) -> AsyncIterator[None]:
+        """What a failed assembly step means: a chunk missing or of the wrong size fails the session for
+        good (the assembly is thrown away); an assembly gone (aborted, expired) is forgotten, so the next
+        attempt starts a new one."""
+        try:
+            yield
         except (ChunkMissing, ChunkWrongSize) as exc:
             await self._blobs.abort_assembly(file_id, assembly_id)
             raise AssemblyFailed(str(exc)) from exc
         except AssemblyLost:
-            # Gone (aborted, expired): forget it, so the next attempt starts a new one.
             await self._uploads.set_assembly(session.id, self._worker_id, None)
             raise
+
+    async def _source_pieces(self, session: UploadSession) -> list[Piece]:
+        """The pieces of a joined session's file: each source's chunks but the last, then its tail."""
+        pieces: list[Piece] = []
+        for source_id in session.sources:
+            source = await self._uploads.get(source_id)
+            if source is None or not source.status.accepts_chunks:
+                raise AssemblyFailed(f"upload {source_id}, a part of this one, is gone")
+            last = source.total_chunks
+            pieces += [Piece(source.id, source.chunk_length(n), n=n) for n in range(1, last)]
+            pieces.append(Piece(source.id, source.chunk_length(last), tail_end=source.file_size))
+        return pieces
+
+    async def _piece_digests(self, pieces: list[Piece]) -> list[str]:
+        """The SHA-256 of each piece: a chunk's as recorded (or hashed from its bytes), a tail's hashed."""
+        known: dict[tuple[str, int], str | None] = {}
+        for upload_id in dict.fromkeys(piece.upload_id for piece in pieces):
+            known |= {(upload_id, c.n): c.sha256 for c in await every_chunk_record(self._uploads, upload_id)}
+        digests = []
+        for piece in pieces:
+            try:
+                if piece.n == 0:
+                    tail = await self._blobs.get_tail(piece.upload_id, piece.tail_end)
+                    digest = await asyncio.to_thread(_sha256_hex, tail)
+                else:
+                    digest = known.get((piece.upload_id, piece.n)) or await self._blobs.chunk_sha256(
+                        piece.upload_id, piece.n
+                    )
+            except ChunkMissing as exc:
+                raise AssemblyFailed(f"upload {piece.upload_id}: {exc}") from exc
+            digests.append(digest)
+        return digests
+
+    async def _join(self, session: UploadSession, file_id: str, pieces: list[Piece]) -> int:
+        """Assemble a joined session's file from its sources' pieces, in parts of at least 5 MiB."""
+        assembly_id = session.assembly_id or await self._start_assembly(session, file_id)
+        parts = group_pieces(pieces)
+        async with self._assembling(session, file_id, assembly_id):
+            copied: list[Part] = []
+            for start in range(0, len(parts), _PARTS_PER_BATCH):
+                copied += await self._blobs.copy_pieces(file_id, assembly_id, parts[start : start + _PARTS_PER_BATCH])
+            return await self._blobs.complete_assembly(file_id, assembly_id, copied)
+
+    async def _end_sources(self, session: UploadSession) -> None:
+        """A joined file is complete: its sources end (their bytes are the file's now), releasing what
+        they reserved; the janitor deletes their chunks."""
+        for source_id in session.sources:
+            await self._uploads.cancel(source_id, self._clock())
 
     async def _start_assembly(self, session: UploadSession, file_id: str) -> str:
         assembly_id = await self._blobs.start_assembly(file_id)

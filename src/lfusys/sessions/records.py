@@ -56,6 +56,11 @@ class UploadSession(msgspec.Struct, frozen=True, kw_only=True):
     """Why the session is ``failed``, in a few words a user can read."""
     assembly_id: str | None = None
     """The blob store's assembly of the file (an S3 multipart upload id), once finalization began it."""
+    sources: tuple[str, ...] = ()
+    """For a file made by joining other uploads (tus concatenation): those uploads, in order. Such a
+    session has no chunks of its own (``total_chunks`` 0): it is full from the start, and its file is
+    assembled from the sources' bytes: each source's chunks but the last, then its tail ending at its
+    ``file_size`` (a source keeps its last piece as a tail, so it never becomes a file of its own)."""
 
     def chunk_length(self, n: int) -> int:
         """The exact byte length chunk ``n`` (1-based) must have."""

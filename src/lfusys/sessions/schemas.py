@@ -50,7 +50,8 @@ class UploadView(msgspec.Struct, frozen=True, kw_only=True):
             file_type=session.file_type,
             file_size=session.file_size,
             status=session.status.value,
-            progress=round(100 * uploaded / session.total_chunks, 2),
+            # A session joined from others has no chunks of its own: all its bytes are there from the start.
+            progress=round(100 * uploaded / session.total_chunks, 2) if session.total_chunks else 100.0,
             uploaded_chunks=uploaded,
             total_chunks=session.total_chunks,
             chunk_size=session.chunk_size,

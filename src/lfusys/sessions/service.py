@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import msgspec
@@ -9,7 +10,7 @@ import structlog
 
 from lfusys.auth.records import User
 from lfusys.clock import Clock
-from lfusys.errors import Conflict, Gone, InvalidInput, NotFound
+from lfusys.errors import Conflict, Gone, InvalidInput, NotFound, TooLarge
 from lfusys.observability.metrics import UPLOADS
 from lfusys.sessions.policy import (
     check_file_size,
@@ -34,31 +35,103 @@ class UploadSessions:
         self._clock = clock
 
     async def start(self, owner: User, request: CreateUpload) -> UploadSession:
-        file_name = clean_file_name(request.file_name)
-        file_type = clean_file_type(request.file_type)
         check_file_size(request.file_size, self._settings)
         plan = plan_chunks(request.file_size, request.chunk_size, self._settings)
+        return await self._create(
+            owner,
+            request.file_name,
+            request.file_type,
+            file_size=request.file_size,
+            chunk_size=plan.chunk_size,
+            total_chunks=plan.total_chunks,
+        )
+
+    async def start_unsized(self, owner: User, file_name: str, file_type: str) -> UploadSession:
+        """A session whose size is not known yet: it reserves the largest file the owner has room for
+        (chunked for that size, so it cannot be complete before :meth:`fix_size` gives the real one)."""
+        room = self._settings.uploads.max_file_size
+        quota = self._settings.uploads.user_quota_bytes
+        if quota:
+            used = await self._uploads.usage(owner.id)
+            if used >= quota:
+                raise quota_exceeded(used, quota)
+            room = min(room, quota - used)
+        plan = plan_chunks(room, None, self._settings)
+        return await self._create(
+            owner, file_name, file_type, file_size=room, chunk_size=plan.chunk_size, total_chunks=plan.total_chunks
+        )
+
+    async def start_joined(
+        self, owner: User, file_name: str, file_type: str, sources: list[UploadSession]
+    ) -> UploadSession:
+        """A session whose file is ``sources`` joined in order (their chunks, then each one's tail). It
+        has no chunks of its own, so it is full from the start; the sources' reservations hold its bytes
+        until it completes and ends them, so it reserves its size past the quota."""
+        file_size = sum(source.file_size for source in sources)
+        check_file_size(file_size, self._settings)
+        return await self._create(
+            owner,
+            file_name,
+            file_type,
+            file_size=file_size,
+            chunk_size=0,
+            total_chunks=0,
+            status=UploadStatus.IN_PROGRESS,
+            sources=tuple(source.id for source in sources),
+            within_quota=False,
+        )
+
+    async def _create(
+        self,
+        owner: User,
+        file_name: str,
+        file_type: str,
+        *,
+        file_size: int,
+        chunk_size: int,
+        total_chunks: int,
+        status: UploadStatus = UploadStatus.PENDING,
+        sources: tuple[str, ...] = (),
+        within_quota: bool = True,
+    ) -> UploadSession:
         now = self._clock()
         session = UploadSession(
             id=uuid.uuid4().hex,
             owner_id=owner.id,
-            file_name=file_name,
-            file_type=file_type,
-            file_size=request.file_size,
-            chunk_size=plan.chunk_size,
-            total_chunks=plan.total_chunks,
-            status=UploadStatus.PENDING,
+            file_name=clean_file_name(file_name),
+            file_type=clean_file_type(file_type),
+            file_size=file_size,
+            chunk_size=chunk_size,
+            total_chunks=total_chunks,
+            status=status,
             created_at=now,
             updated_at=now,
             expires_at=now + self._settings.uploads.upload_ttl,
+            sources=sources,
         )
+        quota = (self._settings.uploads.user_quota_bytes or None) if within_quota else None
         try:
-            await self._uploads.create(session, quota=self._settings.uploads.user_quota_bytes or None)
+            await self._uploads.create(session, quota=quota)
         except QuotaExceeded as exc:
             raise quota_exceeded(exc.used, exc.quota) from None
         UPLOADS.labels("started").inc()
         log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
         return session
+
+    async def fix_size(self, owner: User, upload_id: str, file_size: int) -> UploadSession:
+        """Give a session from :meth:`start_unsized` its real size (at most what it reserved), keeping its
+        chunk size; its reservation shrinks to that size."""
+        session = await self.get(owner, upload_id)
+        refuse_unless_accepting(session)
+        check_file_size(file_size, self._settings)
+        if file_size > session.file_size:
+            raise TooLarge(f"the upload may be at most {session.file_size} bytes (what it reserved)")
+        fixed = await self._uploads.set_size(upload_id, file_size, math.ceil(file_size / session.chunk_size))
+        if fixed is None:
+            refuse_unless_accepting(await self.get(owner, upload_id))
+            raise Conflict("the upload's size could not be fixed")
+        log.info("upload size fixed", upload_id=upload_id, size=file_size, chunks=fixed.total_chunks)
+        return fixed
 
     async def get(self, owner: User, upload_id: str) -> UploadSession:
         """The owner's session; someone else's is reported as unknown.

@@ -134,6 +134,11 @@ class TusStore(Protocol):
         """End ``writer``'s claim, if it still holds it."""
         ...
 
+    async def set_length(self, upload_id: str, length: int) -> bool:
+        """Give a deferred upload its length (at most the one it has, its reservation): whether the upload
+        now has that length and is no longer deferred (also when it already was)."""
+        ...
+
     async def delete(self, upload_id: str) -> None: ...
 
 
@@ -153,6 +158,14 @@ class UploadStore(Protocol):
         ...
 
     async def get(self, upload_id: str) -> UploadSession | None: ...
+
+    async def set_size(self, upload_id: str, file_size: int, total_chunks: int) -> UploadSession | None:
+        """Fix the size of a session made before its size was known (its ``file_size`` was a
+        reservation): ``file_size`` is at most the present one (``ValueError`` otherwise), and the owner's
+        usage shrinks by the difference in the same step. Repeating it with the same size changes nothing.
+        Only while the session accepts chunks; returns it as it is afterwards (``None`` if it is unknown
+        or no longer accepts chunks)."""
+        ...
 
     async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
         """Sessions still accepting chunks or being finalized, newest first, up to ``limit`` a page.
@@ -342,6 +355,47 @@ class ChunkSpan(msgspec.Struct, frozen=True):
     size: int
 
 
+class Piece(msgspec.Struct, frozen=True):
+    """Bytes of one upload that go into an assembled file: its chunk ``n``, or (``n`` 0) its tail that
+    ends at ``tail_end``; ``size`` is the exact length they must have."""
+
+    upload_id: str
+    size: int
+    n: int = 0
+    tail_end: int = 0
+
+
+class PartSource(msgspec.Struct, frozen=True):
+    """Part ``number`` of an assembly and the pieces it is made of, in order."""
+
+    number: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(piece.size for piece in self.pieces)
+
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""The least size of every part of an assembly but the last (S3's rule, kept by every store)."""
+
+
+def group_pieces(pieces: Sequence[Piece], min_part_size: int = MIN_PART_SIZE) -> list[PartSource]:
+    """The parts an assembly of ``pieces`` (in order) is made of: a piece of at least ``min_part_size``
+    is a part of its own; smaller ones are joined with the pieces after them until the part is that
+    large (the last part may be smaller)."""
+    parts: list[PartSource] = []
+    pending: list[Piece] = []
+    for piece in pieces:
+        pending.append(piece)
+        if sum(p.size for p in pending) >= min_part_size:
+            parts.append(PartSource(len(parts) + 1, tuple(pending)))
+            pending = []
+    if pending:
+        parts.append(PartSource(len(parts) + 1, tuple(pending)))
+    return parts
+
+
 class BlobStore(Protocol):
     """Chunk objects ``uploads/{upload_id}/chunk_{n}`` and file objects ``files/{file_id}``.
 
@@ -412,6 +466,18 @@ class BlobStore(Protocol):
 
         Raises :class:`ChunkMissing`, :class:`ChunkWrongSize` (a chunk of another length than its
         span says) or :class:`AssemblyLost`.
+        """
+        ...
+
+    async def copy_pieces(self, file_id: str, assembly_id: str, parts: list[PartSource]) -> list[Part]:
+        """Make each part of the assembly from its pieces (chunks and tails of any uploads): a part of
+        one piece is that object copied as it is (S3 ``UploadPartCopy``, a link on disk); a part of
+        several is written from their bytes joined. Returns the parts in the order given; repeating it
+        is harmless. The caller keeps every part but the last at least :data:`MIN_PART_SIZE`
+        (:func:`group_pieces`).
+
+        Raises :class:`ChunkMissing` (``n`` 0 for a tail), :class:`ChunkWrongSize` (a piece of another
+        length than it says) or :class:`AssemblyLost`.
         """
         ...
 

@@ -8,15 +8,25 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from lfusys.errors import DomainError, InvalidInput
 
 VERSION = "1.0.0"
-EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+EXTENSIONS = (
+    "creation",
+    "creation-with-upload",
+    "creation-defer-length",
+    "termination",
+    "expiration",
+    "checksum",
+    "concatenation",
+)
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 _METADATA_KEY = re.compile(r"^[^\s,]+$")
+_UPLOAD_PATH = re.compile(r"/tus/([0-9a-f]{32})/?$")
 MAX_METADATA_LENGTH = 4096
 
 
@@ -100,3 +110,33 @@ def parse_checksum(header: str | None) -> Checksum | None:
 def check_content_type(header: str | None) -> None:
     if (header or "").split(";")[0].strip().lower() != OFFSET_CONTENT_TYPE:
         raise WrongContentType(f"Content-Type must be {OFFSET_CONTENT_TYPE}")
+
+
+@dataclass(frozen=True)
+class Concat:
+    """``Upload-Concat``: a partial upload, or a final one made of the partial uploads named."""
+
+    final: bool
+    partial_ids: tuple[str, ...] = ()
+
+
+def parse_concat(header: str | None) -> Concat | None:
+    """``Upload-Concat: partial`` or ``Upload-Concat: final;<url> <url> ...`` (each the URL, absolute or
+    just its path, of a partial upload on this server)."""
+    if header is None:
+        return None
+    value = header.strip()
+    if value == "partial":
+        return Concat(final=False)
+    kind, _, urls = value.partition(";")
+    if kind.strip() != "final":
+        raise InvalidInput("Upload-Concat: must be 'partial' or 'final;' and the partial uploads' URLs")
+    ids = []
+    for url in urls.split():
+        found = _UPLOAD_PATH.search(urlsplit(url).path)
+        if found is None:
+            raise InvalidInput(f"Upload-Concat: {url[:100]!r} is not the URL of an upload here")
+        ids.append(found.group(1))
+    if not ids:
+        raise InvalidInput("Upload-Concat: a final upload names its partial uploads")
+    return Concat(final=True, partial_ids=tuple(ids))

@@ -15,6 +15,12 @@ class TusUpload(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     owner_id: str
     length: int
+    """The upload's length; while ``deferred``, only the most it may be (what its session reserved)."""
+    deferred: bool = False
+    """Created without ``Upload-Length`` (creation-defer-length): the length comes with a later PATCH."""
+    concat: str = ""
+    """``"partial"`` for a partial upload (its bytes wait to be joined into a final one; it never becomes
+    a file of its own), ``"final"`` for an upload joined from partial ones, empty otherwise."""
     offset: int = 0
     """Bytes durably stored: every whole chunk below it, and the tail up to it."""
     metadata: str = ""

@@ -23,7 +23,7 @@ from litestar.types import ExceptionHandlersMap
 from lfusys.auth.middleware import TOKEN_SCOPE_OPT, provide_current_user, requires_user
 from lfusys.auth.records import User
 from lfusys.chunks.routes import request_body
-from lfusys.errors import DomainError
+from lfusys.errors import DomainError, InvalidInput
 from lfusys.http import whole_number
 from lfusys.services import services_from
 from lfusys.tus.protocol import (
@@ -34,6 +34,7 @@ from lfusys.tus.protocol import (
     check_content_type,
     check_version,
     parse_checksum,
+    parse_concat,
     parse_metadata,
 )
 from lfusys.tus.service import TusState, TusUploads, expires_at
@@ -78,6 +79,25 @@ def _expiry(state: TusState) -> dict[str, str]:
     return {"Upload-Expires": format_datetime(moment, usegmt=True)} if moment else {}
 
 
+def _url(request: Request[Any, Any, Any], upload_id: str) -> str:
+    """Where the upload created by ``request`` lives (a path, which clients resolve against the endpoint)."""
+    return f"{request.url.path.rstrip('/')}/{upload_id}"
+
+
+def _creation_length(request: Request[Any, Any, Any], *, partial: bool) -> int | None:
+    """``Upload-Length``, or ``None`` for ``Upload-Defer-Length: 1`` (one of the two, not both)."""
+    length, defer = request.headers.get("upload-length"), request.headers.get("upload-defer-length")
+    if defer is None:
+        return whole_number("Upload-Length", length)
+    if defer.strip() != "1":
+        raise InvalidInput("Upload-Defer-Length: must be 1")
+    if length is not None:
+        raise InvalidInput("give Upload-Length or Upload-Defer-Length, not both")
+    if partial:
+        raise InvalidInput("a partial upload needs its Upload-Length")
+    return None
+
+
 @route([TUS_PATH, f"{TUS_PATH}/{{upload_id:str}}"], http_method=HttpMethod.OPTIONS, include_in_schema=False)
 async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     """What this server speaks (no sign-in needed).
@@ -113,44 +133,57 @@ class TusController(Controller):
     async def create(
         self, request: Request[Any, Any, Any], current_user: NamedDependency[User], tus: NamedDependency[TusUploads]
     ) -> Response[bytes]:
-        """Creation, and creation-with-upload when a body comes with it."""
-        if request.headers.get("upload-defer-length") is not None:
-            raise UnsupportedVersion("Upload-Defer-Length is not supported yet: give Upload-Length")
-        if request.headers.get("upload-concat") is not None:
-            raise UnsupportedVersion("Upload-Concat (concatenation) is not supported yet: upload in one stream")
-        length = whole_number("Upload-Length", request.headers.get("upload-length"))
-        raw_metadata = request.headers.get("upload-metadata", "")
+        """Creation (with a length, or deferring it), creation-with-upload when a body comes with it, and
+        concatenation (a partial upload, or a final one made of partial ones)."""
+        headers = request.headers
+        raw_metadata = headers.get("upload-metadata", "")
         metadata = parse_metadata(raw_metadata)
-        has_body = "content-type" in request.headers or request.headers.get("content-length", "0") not in ("", "0")
+        concat = parse_concat(headers.get("upload-concat"))
+        has_body = "content-type" in headers or headers.get("content-length", "0") not in ("", "0")
+        if concat is not None and concat.final:
+            if "upload-length" in headers or "upload-defer-length" in headers:
+                raise InvalidInput("a final upload's length is its partial uploads' together: give no Upload-Length")
+            if has_body:
+                raise InvalidInput("a final upload is made of its partial uploads; it takes no bytes")
+            upload = await tus.join(current_user, list(concat.partial_ids), metadata, raw_metadata)
+            return Response(
+                b"", status_code=201, media_type=MediaType.TEXT, headers=_headers(Location=_url(request, upload.id))
+            )
+        length = _creation_length(request, partial=concat is not None)
         checksum = None
         if has_body:
-            check_content_type(request.headers.get("content-type"))
-            checksum = parse_checksum(request.headers.get("upload-checksum"))
-        upload = await tus.create(current_user, length, metadata, raw_metadata)
-        headers = _headers(Location=f"{request.url.path.rstrip('/')}/{upload.id}")
+            check_content_type(headers.get("content-type"))
+            checksum = parse_checksum(headers.get("upload-checksum"))
+        upload = await tus.create(current_user, length, metadata, raw_metadata, partial=concat is not None)
+        response_headers = _headers(Location=_url(request, upload.id))
         if has_body:
             offset = await tus.write(current_user, upload.id, 0, request_body(request), checksum)
-            headers["Upload-Offset"] = str(offset)
+            response_headers["Upload-Offset"] = str(offset)
         state = await tus.get(current_user, upload.id)
-        return Response(b"", status_code=201, media_type=MediaType.TEXT, headers=headers | _expiry(state))
+        return Response(b"", status_code=201, media_type=MediaType.TEXT, headers=response_headers | _expiry(state))
 
     @head("/{upload_id:str}")
     async def offset(
         self,
         upload_id: FromPath[str],
+        request: Request[Any, Any, Any],
         current_user: NamedDependency[User],
         tus: NamedDependency[TusUploads],
     ) -> Response[None]:
         state = await tus.get(current_user, upload_id)
-        headers = _headers(
-            **{
-                "Upload-Offset": str(state.upload.offset),
-                "Upload-Length": str(state.upload.length),
-                "Cache-Control": "no-store",
-            }
-        )
-        if state.upload.metadata:
-            headers["Upload-Metadata"] = state.upload.metadata
+        upload = state.upload
+        headers = _headers(**{"Upload-Offset": str(upload.offset), "Cache-Control": "no-store"})
+        if upload.deferred:
+            headers["Upload-Defer-Length"] = "1"
+        else:
+            headers["Upload-Length"] = str(upload.length)
+        if upload.concat == "partial":
+            headers["Upload-Concat"] = "partial"
+        elif upload.concat == "final":
+            base = request.url.path.rstrip("/").rsplit("/", 1)[0]
+            headers["Upload-Concat"] = "final;" + " ".join(f"{base}/{source}" for source in state.session.sources)
+        if upload.metadata:
+            headers["Upload-Metadata"] = upload.metadata
         return Response(None, status_code=200, headers=headers | _expiry(state))
 
     @patch("/{upload_id:str}", request_max_body_size=None, status_code=204)
@@ -164,7 +197,15 @@ class TusController(Controller):
         check_content_type(request.headers.get("content-type"))
         offset = whole_number("Upload-Offset", request.headers.get("upload-offset"))
         checksum = parse_checksum(request.headers.get("upload-checksum"))
-        new_offset = await tus.write(current_user, upload_id, offset, request_body(request), checksum)
+        length = request.headers.get("upload-length")
+        new_offset = await tus.write(
+            current_user,
+            upload_id,
+            offset,
+            request_body(request),
+            checksum,
+            length=whole_number("Upload-Length", length) if length is not None else None,
+        )
         state = await tus.get(current_user, upload_id)
         return Response(None, status_code=204, headers=_headers(**{"Upload-Offset": str(new_offset)}) | _expiry(state))
 

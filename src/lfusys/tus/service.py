@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from msgspec.structs import replace
 
 from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkIngress
 from lfusys.clock import Clock
-from lfusys.errors import BodyInterrupted, Conflict, NotFound, TooLarge
+from lfusys.errors import BodyInterrupted, Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from lfusys.sessions.finalizer import Finalizer
 from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
+from lfusys.settings import MAX_CHUNKS
 from lfusys.storage.ports import BlobStore, TusStore
 from lfusys.tus.protocol import Checksum, ChecksumFailed, OffsetMismatch
 from lfusys.tus.records import TusUpload
@@ -52,29 +55,77 @@ class TusUploads:
         *,
         sessions: UploadSessions,
         ingress: ChunkIngress,
+        finalizer: Finalizer,
         store: TusStore,
         blobs: BlobStore,
         clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._ingress = ingress
+        self._finalizer = finalizer
         self._store = store
         self._blobs = blobs
         self._clock = clock
+        self._finalizing: set[asyncio.Task[None]] = set()
 
-    async def create(self, owner: User, length: int, metadata: dict[str, str], raw_metadata: str) -> TusUpload:
-        session = await self._sessions.start(
-            owner,
-            CreateUpload(
-                file_name=metadata.get("filename") or metadata.get("name") or "upload",
-                file_type=metadata.get("filetype") or metadata.get("type") or "application/octet-stream",
-                file_size=length,
-            ),
-        )
+    async def create(
+        self, owner: User, length: int | None, metadata: dict[str, str], raw_metadata: str, *, partial: bool = False
+    ) -> TusUpload:
+        """A new upload of ``length`` bytes; ``None`` defers the length to a later PATCH. A ``partial``
+        upload waits to be joined into a final one (:meth:`join`)."""
+        name, media_type = _name_and_type(metadata)
+        if length is None:
+            session = await self._sessions.start_unsized(owner, name, media_type)
+        else:
+            session = await self._sessions.start(
+                owner, CreateUpload(file_name=name, file_type=media_type, file_size=length)
+            )
         upload = TusUpload(
-            id=session.id, owner_id=owner.id, length=length, metadata=raw_metadata, created_at=self._clock()
+            id=session.id,
+            owner_id=owner.id,
+            length=session.file_size,
+            deferred=length is None,
+            concat="partial" if partial else "",
+            metadata=raw_metadata,
+            created_at=self._clock(),
         )
         await self._store.create(upload)
+        return upload
+
+    async def join(self, owner: User, partial_ids: list[str], metadata: dict[str, str], raw_metadata: str) -> TusUpload:
+        """A final upload: the owner's complete partial uploads joined in this order. Its file is
+        assembled in the background (no byte is copied through here)."""
+        if not partial_ids:
+            raise InvalidInput("Upload-Concat: a final upload names its partial uploads")
+        if len(set(partial_ids)) != len(partial_ids):
+            raise InvalidInput("Upload-Concat: a partial upload is named twice")
+        sources = []
+        for partial_id in partial_ids:
+            try:
+                state = await self.get(owner, partial_id)
+            except NotFound:
+                raise NotFound(f"Upload-Concat: no such upload {partial_id}") from None
+            if state.upload.concat != "partial":
+                raise InvalidInput(f"Upload-Concat: {partial_id} is not a partial upload")
+            if state.upload.offset != state.upload.length:
+                raise InvalidInput(f"Upload-Concat: partial upload {partial_id} is not complete")
+            refuse_unless_accepting(state.session)
+            sources.append(state.session)
+        if sum(source.total_chunks for source in sources) > MAX_CHUNKS:
+            raise InvalidInput(f"Upload-Concat: the partial uploads hold more than {MAX_CHUNKS} chunks together")
+        name, media_type = _name_and_type(metadata)
+        session = await self._sessions.start_joined(owner, name, media_type, sources)
+        upload = TusUpload(
+            id=session.id,
+            owner_id=owner.id,
+            length=session.file_size,
+            offset=session.file_size,
+            concat="final",
+            metadata=raw_metadata,
+            created_at=self._clock(),
+        )
+        await self._store.create(upload)
+        self._finalize_soon(session.id)
         return upload
 
     async def get(self, owner: User, upload_id: str) -> TusState:
@@ -89,14 +140,26 @@ class TusUploads:
         return TusState(upload, session)
 
     async def write(
-        self, owner: User, upload_id: str, offset: int, body: AsyncIterator[bytes], checksum: Checksum | None
+        self,
+        owner: User,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        checksum: Checksum | None,
+        length: int | None = None,
     ) -> int:
-        """Append ``body`` at ``offset``; the new offset."""
+        """Append ``body`` at ``offset``; the new offset. ``length`` (``Upload-Length``) gives a
+        deferred upload its length."""
         state = await self.get(owner, upload_id)
         upload, session = state.upload, state.session
+        if upload.concat == "final":
+            raise Forbidden("a final upload is made of its partial uploads; it takes no bytes")
         if offset != upload.offset:
             raise OffsetMismatch(f"Upload-Offset is {offset}, but the upload's offset is {upload.offset}")
-        if upload.offset == upload.length:
+        fixed = False
+        if length is not None:
+            upload, session, fixed = await self._fix_length(owner, upload, session, length)
+        if upload.offset == upload.length and not fixed:
             async for piece in body:
                 if piece:
                     raise TooLarge("the upload is complete; it takes no more bytes")
@@ -113,9 +176,48 @@ class TusUploads:
         finally:
             await self._store.release(upload_id, writer)
 
+    async def _fix_length(
+        self, owner: User, upload: TusUpload, session: UploadSession, length: int
+    ) -> tuple[TusUpload, UploadSession, bool]:
+        """``Upload-Length`` on a PATCH: a deferred upload's length is fixed now (whether it was, and the
+        upload and session afterwards); an upload with a length must be given the same one."""
+        if not upload.deferred:
+            if length != upload.length:
+                raise InvalidInput(f"Upload-Length: the upload's length is {upload.length}; it cannot change")
+            return upload, session, False
+        if length < upload.offset:
+            raise InvalidInput(f"Upload-Length: {length} is less than the {upload.offset} bytes already uploaded")
+        session = await self._sessions.fix_size(owner, upload.id, length)
+        if not await self._store.set_length(upload.id, length):
+            raise Conflict("Upload-Length: the upload was given another length meanwhile")
+        if session.recorded_chunks == session.total_chunks:
+            self._finalize_soon(upload.id)  # every chunk was stored before the length was known
+        return replace(upload, length=length, deferred=False), session, True
+
     async def terminate(self, owner: User, upload_id: str) -> None:
         state = await self.get(owner, upload_id)
         await self._sessions.cancel(owner, state.upload.id)
+
+    def _finalize_soon(self, upload_id: str) -> None:
+        """Finalize a session that is full without a storage event to say so (a final upload; one whose
+        chunks were all stored before its length was known), beside the request. If this process stops
+        first, the janitor finalizes it as a stalled session."""
+        task = asyncio.create_task(self._finalize(upload_id))
+        self._finalizing.add(task)
+        task.add_done_callback(self._finalizing.discard)
+
+    async def _finalize(self, upload_id: str) -> None:
+        try:
+            await self._finalizer.finalize(upload_id)
+        except Exception:
+            log.exception("finalizing a tus upload failed; the janitor will try again", upload_id=upload_id)
+
+
+def _name_and_type(metadata: dict[str, str]) -> tuple[str, str]:
+    """The file's name and media type from ``Upload-Metadata`` (the keys tus clients use)."""
+    name = metadata.get("filename") or metadata.get("name") or "upload"
+    media_type = metadata.get("filetype") or metadata.get("type") or "application/octet-stream"
+    return name, media_type
 
 
 class _Patch:
@@ -148,8 +250,12 @@ class _Patch:
         """Where the chunk being filled from the body begins (ahead of ``_start`` while chunks are stored)."""
         self._pieces: list[bytes | memoryview] = []
         self._filled = 0
-        self._holding_last = False
-        """Whether the chunk that completes the file waits for the checksum."""
+        self._partial = upload.concat == "partial"
+        self._verifying = False
+        """Whether the chunks stored wait for the checksum before the offset may move over them."""
+        self._holding_last = self._partial
+        """Whether the chunk that completes the upload is kept back: until the checksum is right, or for
+        good in a partial upload (whose last piece stays its tail, so it never becomes a file itself)."""
         self._unverified: list[int] = []
         """Chunks this PATCH stored before its checksum was known (thrown away if it is wrong)."""
         self._stored: dict[int, int] = {}
@@ -167,13 +273,15 @@ class _Patch:
             tail = await self._blobs.get_tail(self._upload.id, self.committed)
             self._pieces, self._filled = [tail], len(tail)
         hasher = checksum.hasher() if checksum is not None else None
-        self._holding_last = checksum is not None
+        self._verifying = checksum is not None
+        self._holding_last = self._partial or self._verifying
         whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=_STORERS)
         stopped: BodyInterrupted | TooLarge | None = None
 
         async def receive() -> None:
             nonlocal stopped
             try:
+                await self._fill(b"", whole)  # the tail alone may complete the last chunk, its length now known
                 async for piece in body:
                     if self._filling + self._filled + len(piece) > self._upload.length:
                         raise TooLarge(f"the upload is {self._upload.length} bytes; this PATCH goes past its end")
@@ -211,9 +319,11 @@ class _Patch:
                     raise stopped
                 raise ChecksumFailed(f"the body does not match Upload-Checksum ({checksum.algorithm})")
             self._unverified.clear()
-            self._holding_last = False
+            self._verifying = False
+            self._holding_last = self._partial
             last = self._session.total_chunks
-            if self._number(self._filling) == last and self._filled == self._session.chunk_length(last):
+            whole_last = self._number(self._filling) == last and self._filled == self._session.chunk_length(last)
+            if whole_last and not self._partial:
                 await self._store_chunk(last, self._take())
         await self._keep_tail()
         if stopped is not None:
@@ -221,17 +331,19 @@ class _Patch:
         return self.committed
 
     async def _fill(self, piece: bytes, whole: asyncio.Queue[tuple[int, bytes] | None]) -> None:
-        """Add ``piece`` to the chunk being filled; hand each chunk that is whole to the storing task."""
+        """Add ``piece`` to the chunk being filled; hand each chunk that is whole to the storing tasks."""
         session = self._session
         view = memoryview(piece)
-        while view:
+        while True:
             n = self._number(self._filling)
-            take = view[: session.chunk_length(n) - self._filled]
+            if self._filled == session.chunk_length(n) and not (self._holding_last and n == session.total_chunks):
+                await whole.put((n, self._take()))
+            if not view:
+                return
+            take = view[: session.chunk_length(self._number(self._filling)) - self._filled]
             self._pieces.append(take)
             self._filled += len(take)
             view = view[len(take) :]
-            if self._filled == session.chunk_length(n) and not (self._holding_last and n == session.total_chunks):
-                await whole.put((n, self._take()))
 
     def _take(self) -> bytes:
         """The chunk being filled, as one block; the next one begins after it."""
@@ -254,11 +366,11 @@ class _Patch:
         async with self._committing:  # in chunk order, whichever storing task finished first
             moved = False
             while (length := self._stored.pop(self._number(self._start), None)) is not None:
-                if self._holding_last:
+                if self._verifying:
                     self._unverified.append(self._number(self._start))
                 self._start += length
                 moved = True
-            if moved and not self._holding_last:
+            if moved and not self._verifying:
                 await self._advance(self._start)
 
     async def _keep_tail(self) -> None:

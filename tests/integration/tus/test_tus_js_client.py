@@ -178,3 +178,56 @@ def test_tus_js_client_terminates_an_upload(server: LiveServer, tmp_path: Path) 
     with httpx.Client(headers=headers) as api:
         assert api.head(str(outcome["url"])).status_code == 410
         assert api.get(f"{server.url}{API}/files").json()["files"] == []
+
+
+@pytest.mark.parametrize(
+    ("size", "parts"),
+    [(50_000, 4), (50_000, 3), (3, 2), (12_288, 3)],
+    ids=["4-parts", "3-parts", "tiny", "chunk-parts"],
+)
+def test_parallel_uploads_are_joined_into_one_file(server: LiveServer, tmp_path: Path, size: int, parts: int) -> None:
+    token = new_user(server)[1]
+    data = os.urandom(size)
+    path = tmp_path / "parallel.bin"
+    path.write_bytes(data)
+
+    outcome = tus_js(server.url + TUS, token, path, filename="parallel.bin", parallelUploads=parts)
+
+    assert "url" in outcome, outcome
+    info, content = downloaded(server, token, str(outcome["url"]))
+    assert content == data
+    assert (info["name"], info["size"]) == ("parallel.bin", size)
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}) as api:
+        files = api.get(f"{API}/files").json()["files"]
+        unfinished = api.get(f"{API}/uploads").json()["uploads"]
+    assert [f["name"] for f in files] == ["parallel.bin"], "the partial uploads are no files of their own"
+    assert unfinished == [], "the partial uploads ended once joined"
+
+
+@pytest.mark.parametrize(
+    "size",
+    [4 * 1024 * 1024 + 5, 4 * 1024 * 1024, 3_000_000, 10],
+    ids=["with-a-tail", "whole-chunks", "whole-patches", "tiny"],
+)
+def test_an_upload_whose_length_is_deferred(server: LiveServer, tmp_path: Path, size: int) -> None:
+    """tus-js-client gives the length with the PATCH that sends the last bytes (or, when they ended a PATCH
+    before, with an empty one)."""
+    token = new_user(server)[1]
+    data = os.urandom(size)
+    path = tmp_path / "stream.bin"
+    path.write_bytes(data)
+
+    outcome = tus_js(
+        server.url + TUS,
+        token,
+        path,
+        filename="stream.bin",
+        stream=True,
+        uploadLengthDeferred=True,
+        chunkSize=1_000_000,
+    )
+
+    assert "url" in outcome, outcome
+    info, content = downloaded(server, token, str(outcome["url"]))
+    assert content == data
+    assert info["size"] == size

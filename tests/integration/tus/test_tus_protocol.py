@@ -4,6 +4,7 @@ and nothing stored by a refused request."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
@@ -44,23 +45,6 @@ def b64(text: str) -> str:
 
 
 METADATA = f"filename {b64('notes.txt')},filetype {b64('text/plain')},is_confidential"
-
-
-@pytest.fixture
-async def client(app_factory: AppFactory) -> AsyncIterator[AppClient]:
-    async with AppClient(app_factory(**SMALL_CHUNKS), base_url=BASE_URL) as c:
-        await signed_in(c)
-        yield c
-
-
-@pytest.fixture
-async def bearer(client: AppClient) -> dict[str, str]:
-    """The headers of a script: a personal API token with the upload and read scopes, and tus's version."""
-    made = await client.post(
-        f"{API}/tokens", json={"name": "tus", "scopes": ["upload", "read"]}, headers=await csrf_headers(client)
-    )
-    assert made.status_code == 201, made.text
-    return {"authorization": f"Bearer {made.json()['token']}", **VERSION}
 
 
 async def create(
@@ -104,12 +88,14 @@ async def test_options_says_what_the_server_speaks_without_sign_in(client: AppCl
     assert response.status_code == 204
     assert response.headers["tus-resumable"] == "1.0.0"
     assert response.headers["tus-version"] == "1.0.0"
-    assert set(response.headers["tus-extension"].split(",")) >= {
+    assert set(response.headers["tus-extension"].split(",")) == {
         "creation",
         "creation-with-upload",
+        "creation-defer-length",
         "termination",
         "expiration",
         "checksum",
+        "concatenation",
     }
     assert int(response.headers["tus-max-size"]) == services_of(client).settings.uploads.max_file_size
     assert set(response.headers["tus-checksum-algorithm"].split(",")) == {"sha1", "sha256", "md5"}
@@ -235,8 +221,15 @@ async def test_without_tus_resumable_every_request_is_412(client: AppClient, bea
         ({"upload-length": "10", "upload-metadata": "filename !!!"}, 400, "base64"),
         ({"upload-length": "10", "upload-metadata": f"a {b64('x')},a {b64('y')}"}, 400, "twice"),
         ({"upload-length": "10", "upload-metadata": "a b c"}, 400, "Upload-Metadata"),
-        ({"upload-length": "10", "upload-defer-length": "1"}, 412, "Upload-Defer-Length"),
-        ({"upload-length": "10", "upload-concat": "partial"}, 412, "Upload-Concat"),
+        ({"upload-length": "10", "upload-defer-length": "1"}, 400, "not both"),
+        ({"upload-defer-length": "2"}, 400, "Upload-Defer-Length: must be 1"),
+        ({"upload-defer-length": "1", "upload-concat": "partial"}, 400, "partial upload needs its Upload-Length"),
+        ({"upload-length": "10", "upload-concat": "whole"}, 400, "Upload-Concat"),
+        ({"upload-concat": "final;"}, 400, "names its partial uploads"),
+        ({"upload-concat": "final"}, 400, "names its partial uploads"),
+        ({"upload-concat": f"final;{TUS}{'0' * 31}"}, 400, "not the URL of an upload"),
+        ({"upload-concat": "final;/elsewhere/" + "0" * 32}, 400, "not the URL of an upload"),
+        ({"upload-concat": f"final;{TUS}{'0' * 32}"}, 404, "no such upload"),
     ],
 )
 async def test_a_bad_creation_is_refused_and_makes_nothing(
@@ -378,3 +371,248 @@ async def test_two_writers_at_one_offset_cannot_both_write(
     clock.advance(CLAIM_LEASE)  # the other writer died: its claim lapses
     assert (await patch(client, url, bearer, 0, DATA)).status_code == 204
     assert not await store.advance(upload_id, "another replica", 0, 100, clock() + CLAIM_LEASE)
+
+
+# --- creation-defer-length -------------------------------------------------------------------------------
+
+DEFERRING = {**SMALL_CHUNKS, "max_file_size": 40_000_000}
+"""Small chunks for uploads whose length is not known yet too (they are chunked for the largest file)."""
+
+
+@pytest.fixture
+async def deferring(app_factory: AppFactory) -> AsyncIterator[tuple[AppClient, dict[str, str]]]:
+    """A signed-in client of an app whose deferred uploads have 4 KiB chunks, and its cookie headers."""
+    async with AppClient(app_factory(**DEFERRING), base_url=BASE_URL) as c:
+        await signed_in(c)
+        yield c, {**VERSION, **await csrf_headers(c)}
+
+
+async def created_deferred(client: AppClient, headers: dict[str, str]) -> str:
+    response = await client.post(TUS, headers={**headers, "upload-defer-length": "1", "upload-metadata": METADATA})
+    assert response.status_code == 201, response.text
+    location: str = response.headers["location"]
+    return location
+
+
+@pytest.mark.parametrize("length", [10_000, 8192, 4097, 5])
+@pytest.mark.parametrize("length_with_last_bytes", [True, False], ids=["with-last-bytes", "in-an-empty-patch"])
+async def test_a_deferred_length_comes_with_a_later_patch(
+    deferring: tuple[AppClient, dict[str, str]], length: int, length_with_last_bytes: bool
+) -> None:
+    client, headers = deferring
+    data = DATA[:length]
+    url = await created_deferred(client, headers)
+    head = await client.head(url, headers=headers)
+    assert head.headers["upload-defer-length"] == "1"
+    assert "upload-length" not in head.headers
+    assert head.headers["upload-offset"] == "0"
+
+    middle = length // 2
+    assert (await patch(client, url, headers, 0, data[:middle])).status_code == 204
+    if length_with_last_bytes:
+        last = await patch(client, url, headers, middle, data[middle:], **{"upload-length": str(length)})
+    else:
+        assert (await patch(client, url, headers, middle, data[middle:])).status_code == 204
+        last = await patch(client, url, headers, length, b"", **{"upload-length": str(length)})
+
+    assert last.status_code == 204, last.text
+    assert last.headers["upload-offset"] == str(length)
+    head = await client.head(url, headers=headers)
+    assert (head.headers["upload-length"], head.headers["upload-offset"]) == (str(length), str(length))
+    assert "upload-defer-length" not in head.headers
+    assert await the_file(client, url) == data
+    assert await services_of(client).backend.uploads.usage(await user_id(client)) == length
+
+
+async def user_id(client: AppClient) -> str:
+    me = (await client.get(f"{API}/auth/me")).json()
+    identifier: str = me["id"]
+    return identifier
+
+
+async def test_a_deferred_upload_reserves_the_largest_file_until_its_length_is_known(
+    deferring: tuple[AppClient, dict[str, str]],
+) -> None:
+    client, headers = deferring
+    uploads = services_of(client).backend.uploads
+    url = await created_deferred(client, headers)
+    assert await uploads.usage(await user_id(client)) == DEFERRING["max_file_size"]
+
+    too_far = await patch(client, url, headers, 0, b"x" * 10, **{"upload-length": str(40_000_001)})
+    assert too_far.status_code == 413
+    assert await offset_of(client, url, headers) == 0
+    assert (await patch(client, url, headers, 0, DATA[:10], **{"upload-length": "10"})).status_code == 204
+    assert await the_file(client, url) == DATA[:10]
+    assert await uploads.usage(await user_id(client)) == 10
+
+
+async def test_a_deferred_upload_reserves_what_is_left_of_the_quota(app_factory: AppFactory) -> None:
+    async with AppClient(app_factory(**DEFERRING, user_quota_bytes=30_000), base_url=BASE_URL) as client:
+        await signed_in(client)
+        headers = {**VERSION, **await csrf_headers(client)}
+        assert (await create(client, headers, 10_000)).status_code == 201
+        url = await created_deferred(client, headers)
+        assert await services_of(client).backend.uploads.usage(await user_id(client)) == 30_000
+
+        refused = await client.post(TUS, headers={**headers, "upload-defer-length": "1"})
+        assert refused.status_code == 413, "no room left for another"
+        assert "quota" in refused.text
+        past = await patch(client, url, headers, 0, b"x" * 10, **{"upload-length": "20001"})
+        assert past.status_code == 413, "more than it reserved"
+        assert (await patch(client, url, headers, 0, DATA[:5000], **{"upload-length": "5000"})).status_code == 204
+        assert await services_of(client).backend.uploads.usage(await user_id(client)) == 15_000
+
+
+async def test_a_wrong_upload_length_on_a_patch_is_refused_and_changes_nothing(
+    deferring: tuple[AppClient, dict[str, str]],
+) -> None:
+    client, headers = deferring
+    url = await created_deferred(client, headers)
+    assert (await patch(client, url, headers, 0, DATA[:6000])).status_code == 204
+
+    for length, reason in [("5999", "less than the 6000 bytes"), ("many", "Upload-Length"), ("0", "Upload-Length")]:
+        response = await patch(client, url, headers, 6000, DATA[6000:], **{"upload-length": length})
+        assert response.status_code == 400, response.text
+        assert reason in response.text
+        head = await client.head(url, headers=headers)
+        assert (head.headers["upload-offset"], head.headers["upload-defer-length"]) == ("6000", "1")
+
+    assert (await patch(client, url, headers, 6000, DATA[6000:], **{"upload-length": "10000"})).status_code == 204
+    changed = await patch(client, url, headers, 10_000, b"", **{"upload-length": "10001"})
+    assert changed.status_code == 400
+    assert "cannot change" in changed.text
+    same = await patch(client, url, headers, 10_000, b"", **{"upload-length": "10000"})
+    assert same.status_code == 204
+    assert await the_file(client, url) == DATA
+
+
+async def test_a_deferred_upload_takes_no_more_than_it_reserved(deferring: tuple[AppClient, dict[str, str]]) -> None:
+    client, headers = deferring
+    url = await created_deferred(client, headers)
+
+    response = await patch(client, url, headers, 0, b"x" * (DEFERRING["max_file_size"] + 1))
+
+    assert response.status_code == 413
+
+
+# --- concatenation ---------------------------------------------------------------------------------------
+
+
+async def created_partial(client: AppClient, headers: dict[str, str], data: bytes, **extra: str) -> str:
+    response = await client.post(
+        TUS, headers={**headers, "upload-length": str(len(data)), "upload-concat": "partial", **extra}
+    )
+    assert response.status_code == 201, response.text
+    url: str = response.headers["location"]
+    sent = await patch(client, url, headers, 0, data, **extra)
+    assert sent.status_code == 204, sent.text
+    return url
+
+
+async def final(client: AppClient, headers: dict[str, str], urls: list[str], **extra: str) -> httpx.Response:
+    return await client.post(
+        TUS, headers={**headers, "upload-concat": "final;" + " ".join(urls), "upload-metadata": METADATA, **extra}
+    )
+
+
+@pytest.mark.parametrize(
+    "sizes", [[5000, 1, 4196], [4096, 4096, 1808], [10_000], [1, 1], [9000, 1000]], ids=lambda sizes: str(sizes)
+)
+async def test_a_final_upload_joins_its_partial_uploads(
+    client: AppClient, bearer: dict[str, str], sizes: list[int]
+) -> None:
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    parts = [DATA[start : start + size] for start, size in zip(starts, sizes, strict=True)]
+    urls = [await created_partial(client, bearer, part) for part in parts]
+    head = await client.head(urls[0], headers=bearer)
+    assert (head.headers["upload-concat"], head.headers["upload-offset"]) == ("partial", str(sizes[0]))
+
+    response = await final(client, bearer, [f"{BASE_URL}{urls[0]}", *urls[1:]])  # absolute or not
+
+    assert response.status_code == 201, response.text
+    url = response.headers["location"]
+    head = await client.head(url, headers=bearer)
+    assert head.headers["upload-concat"] == "final;" + " ".join(urls)
+    assert head.headers["upload-length"] == head.headers["upload-offset"] == str(sum(sizes))
+    assert await the_file(client, url) == b"".join(parts)
+    files = (await client.get(f"{API}/files")).json()["files"]
+    assert [(f["name"], f["type"], f["size"]) for f in files] == [("notes.txt", "text/plain", sum(sizes))]
+    for partial in urls:  # their bytes are the file's now
+        assert (await client.head(partial, headers=bearer)).status_code == 410
+    assert await services_of(client).backend.uploads.usage(await user_id(client)) == sum(sizes)
+
+
+async def test_a_partial_upload_never_becomes_a_file(client: AppClient, bearer: dict[str, str]) -> None:
+    url = await created_partial(client, bearer, DATA)
+    upload_id = url.rsplit("/", 1)[1]
+    uploads = services_of(client).backend.uploads
+    for _ in range(200):  # every chunk's event recorded but the last one's: that chunk is kept back as the tail
+        session = await uploads.get(upload_id)
+        assert session is not None
+        if session.recorded_chunks == session.total_chunks - 1:
+            break
+        await asyncio.sleep(0.05)
+    assert session is not None
+    assert (session.recorded_chunks, session.total_chunks) == (2, 3)
+
+    await services_of(client).janitor.sweep()
+
+    state = (await client.get(f"{API}/uploads/{upload_id}")).json()
+    assert (state["status"], state["file_id"]) == ("in_progress", None)
+    assert (await client.get(f"{API}/files")).json()["files"] == []
+    assert await offset_of(client, url, bearer) == len(DATA)
+
+
+async def test_a_partial_upload_with_a_checksum_is_joined_too(client: AppClient, bearer: dict[str, str]) -> None:
+    first = await created_partial(client, bearer, DATA[:9000], **{"upload-checksum": checksum("sha1", DATA[:9000])})
+    second = await created_partial(client, bearer, DATA[9000:])
+
+    response = await final(client, bearer, [first, second])
+
+    assert response.status_code == 201, response.text
+    assert await the_file(client, response.headers["location"]) == DATA
+
+
+async def test_a_bad_final_upload_is_refused_and_makes_nothing(client: AppClient, bearer: dict[str, str]) -> None:
+    done = await created_partial(client, bearer, DATA[:5000])
+    unfinished = (
+        await client.post(TUS, headers={**bearer, "upload-length": "5000", "upload-concat": "partial"})
+    ).headers["location"]
+    assert (await patch(client, unfinished, bearer, 0, DATA[:4000])).status_code == 204
+    plain = await created(client, bearer)
+    eve = await another_user(client)
+    eve_headers = {**VERSION, **await csrf_headers(eve)}
+    eves = await created_partial(eve, eve_headers, DATA[:100])
+
+    for urls, extra, status, reason in [
+        ([done, unfinished], {}, 400, "not complete"),
+        ([done, plain], {}, 400, "not a partial upload"),
+        ([done, eves], {}, 404, "no such upload"),
+        ([done, done], {}, 400, "named twice"),
+        ([done], {"upload-length": "5000"}, 400, "give no Upload-Length"),
+        ([done], {"upload-defer-length": "1"}, 400, "give no Upload-Length"),
+    ]:
+        response = await final(client, bearer, urls, **extra)
+        assert response.status_code == status, response.text
+        assert reason in response.text
+    with_bytes = await client.post(TUS, headers={**bearer, **OCTETS, "upload-concat": f"final;{done}"}, content=b"abc")
+    assert with_bytes.status_code == 400
+    assert "takes no bytes" in with_bytes.text
+
+    assert (await client.get(f"{API}/files")).json()["files"] == []
+    assert await offset_of(client, done, bearer) == 5000, "still there to be joined"
+    assert await offset_of(eve, eves, eve_headers) == 100
+    joined = await final(client, bearer, [done])
+    assert joined.status_code == 201
+    assert await the_file(client, joined.headers["location"]) == DATA[:5000]
+
+
+async def test_a_final_upload_takes_no_patch(client: AppClient, bearer: dict[str, str]) -> None:
+    partial = await created_partial(client, bearer, DATA)
+    url = (await final(client, bearer, [partial])).headers["location"]
+
+    response = await patch(client, url, bearer, len(DATA), b"more")
+
+    assert response.status_code == 403
+    assert "takes no bytes" in response.text
+    assert await the_file(client, url) == DATA

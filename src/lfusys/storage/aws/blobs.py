@@ -7,7 +7,8 @@ until the whole body has been checked: a body of the wrong length or hash never 
 ``Content-Length``, so S3 stores nothing.
 
 Assembly is an S3 multipart upload: each chunk is copied in server-side as the part of the same
-number (``UploadPartCopy``), and the upload is completed from the ETags the finalizer kept.
+number (``UploadPartCopy``), or a part is made of several pieces (chunks and tails) read and sent
+joined (``UploadPart``), and the upload is completed from the ETags the finalizer kept.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from lfusys.storage.ports import (
     ChunkSpan,
     ChunkWrongSize,
     Part,
+    PartSource,
+    Piece,
     UploadRemoved,
 )
 
@@ -315,59 +318,94 @@ class S3BlobStore:
         return created["UploadId"]
 
     async def copy_parts(self, file_id: str, assembly_id: str, upload_id: str, chunks: list[ChunkSpan]) -> list[Part]:
+        parts = [PartSource(span.n, (Piece(upload_id, span.size, n=span.n),)) for span in chunks]
+        return await self.copy_pieces(file_id, assembly_id, parts)
+
+    async def copy_pieces(self, file_id: str, assembly_id: str, parts: list[PartSource]) -> list[Part]:
         key = file_key(checked_id(file_id))
-        checked_id(upload_id)
         slots = asyncio.Semaphore(self._copy_parallelism)
         failed = False
 
-        async def copy(span: ChunkSpan) -> Part | None:
+        async def make(part: PartSource) -> Part | None:
             nonlocal failed
             async with slots:
-                if failed:  # one part has failed: the assembly will not be completed, copy no more
+                if failed:  # one part has failed: the assembly will not be completed, make no more
                     return None
                 try:
-                    return await self._copy_part(key, assembly_id, upload_id, span)
+                    if len(part.pieces) == 1:
+                        return await self._copy_part(key, assembly_id, part.number, part.pieces[0])
+                    return await self._join_part(key, assembly_id, part)
                 except Exception:
                     failed = True
                     raise
 
-        results = await asyncio.gather(*(copy(span) for span in chunks), return_exceptions=True)
+        results = await asyncio.gather(*(make(part) for part in parts), return_exceptions=True)
         # The first failure in the order given, so the same problem is reported whatever finished first.
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return [result for result in results if isinstance(result, Part)]
 
-    async def _copy_part(self, key: str, assembly_id: str, upload_id: str, span: ChunkSpan) -> Part:
-        source = await self._checked_chunk(upload_id, span)
+    async def _copy_part(self, key: str, assembly_id: str, number: int, piece: Piece) -> Part:
+        source = await self._checked_piece(piece)
         try:
             copied = await self._s3.upload_part_copy(
                 Bucket=self._bucket,
                 Key=key,
                 UploadId=assembly_id,
-                PartNumber=span.n,
+                PartNumber=number,
                 CopySource={"Bucket": self._bucket, "Key": source},
             )
         except ClientError as exc:
             if error_code(exc) == "NoSuchUpload":
                 raise AssemblyLost(f"no assembly {assembly_id} of {key}") from None
             if _missing(exc):  # deleted since it was looked at
-                raise ChunkMissing(span.n) from None
+                raise ChunkMissing(piece.n) from None
             raise
-        return Part(span.n, copied["CopyPartResult"]["ETag"])
+        return Part(number, copied["CopyPartResult"]["ETag"])
 
-    async def _checked_chunk(self, upload_id: str, span: ChunkSpan) -> str:
-        """The key of chunk ``span.n``, once it is known to be stored with the span's length."""
-        source = chunk_key(upload_id, span.n)
+    async def _join_part(self, key: str, assembly_id: str, part: PartSource) -> Part:
+        data = b"".join([await self._piece_bytes(piece) for piece in part.pieces])
+        try:
+            made = await self._s3.upload_part(
+                Bucket=self._bucket, Key=key, UploadId=assembly_id, PartNumber=part.number, Body=data
+            )
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchUpload":
+                raise AssemblyLost(f"no assembly {assembly_id} of {key}") from None
+            raise
+        return Part(part.number, made["ETag"])
+
+    def _piece_key(self, piece: Piece) -> str:
+        if piece.n:
+            return chunk_key(checked_id(piece.upload_id), piece.n)
+        return self._tail_key(piece.upload_id, piece.tail_end)
+
+    async def _checked_piece(self, piece: Piece) -> str:
+        """The key of ``piece``, once it is known to be stored with the piece's length."""
+        source = self._piece_key(piece)
         try:
             head = await self._s3.head_object(Bucket=self._bucket, Key=source)
         except ClientError as exc:
             if _missing(exc):
-                raise ChunkMissing(span.n) from None
+                raise ChunkMissing(piece.n) from None
             raise
-        if head["ContentLength"] != span.size:
-            raise ChunkWrongSize(span.n, span.size, head["ContentLength"])
+        if head["ContentLength"] != piece.size:
+            raise ChunkWrongSize(piece.n, piece.size, head["ContentLength"])
         return source
+
+    async def _piece_bytes(self, piece: Piece) -> bytes:
+        try:
+            answer = await self._s3.get_object(Bucket=self._bucket, Key=self._piece_key(piece))
+        except ClientError as exc:
+            if _missing(exc):
+                raise ChunkMissing(piece.n) from None
+            raise
+        async with answer["Body"] as body:
+            if answer["ContentLength"] != piece.size:
+                raise ChunkWrongSize(piece.n, piece.size, answer["ContentLength"])
+            data: bytes = await body.read()
+        return data
 
     async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
         key = file_key(checked_id(file_id))
@@ -401,7 +439,7 @@ class S3BlobStore:
         chunk's plain SHA-256 checksum. Raises :class:`ChunkMissing` or :class:`ChunkWrongSize`.
         """
         key = file_key(checked_id(file_id))
-        source = await self._checked_chunk(checked_id(upload_id), chunk)
+        source = await self._checked_piece(Piece(upload_id, chunk.size, n=chunk.n))
         try:
             await self._s3.copy_object(
                 Bucket=self._bucket,

@@ -23,6 +23,8 @@ class DynamoTusStore:
             "sk": _SK,
             "owner_id": upload.owner_id,
             "length": upload.length,
+            "deferred": upload.deferred,
+            "concat": upload.concat,
             "offset": upload.offset,
             "metadata": upload.metadata,
             "created_at": stamp(upload.created_at),
@@ -62,6 +64,15 @@ class DynamoTusStore:
             expression("#writer = :writer", writer=writer),
         )
 
+    async def set_length(self, upload_id: str, length: int) -> bool:
+        await self._uploads.update(
+            {"id": upload_id, "sk": _SK},
+            expression("SET #length = :length, #deferred = :false", length=length, false=False),
+            expression("#deferred = :true AND #length >= :length", true=True, length=length),
+        )
+        upload = await self.get(upload_id)
+        return upload is not None and not upload.deferred and upload.length == length
+
     async def delete(self, upload_id: str) -> None:
         await self._uploads.delete({"id": upload_id, "sk": _SK})
 
@@ -71,6 +82,8 @@ def _tus_upload(item: dict[str, Any]) -> TusUpload:
         id=item["id"],
         owner_id=item["owner_id"],
         length=int(item["length"]),
+        deferred=bool(item.get("deferred", False)),
+        concat=item.get("concat", ""),
         offset=int(item["offset"]),
         metadata=item.get("metadata", ""),
         created_at=unstamp(item["created_at"]),

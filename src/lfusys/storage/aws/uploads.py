@@ -11,7 +11,9 @@ from the session's creation, so the condition never meets a missing attribute).
 Every status change is one conditional write that also sets or removes the sparse attributes that
 put the session into the indexes of :mod:`lfusys.storage.aws.resources` (an owner's unfinished
 sessions, the janitor's questions), and, where a session ends without a file, releases its bytes
-from the owner's usage in the same transaction. Nothing is ever scanned.
+from the owner's usage in the same transaction. A write that changes the usage by a session's size
+(ending it, ``set_size``) is conditional on that size too, so two of them never count one size
+differently. Nothing is ever scanned.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from lfusys.storage.ports import Part
 _LAST_CHUNK = chunk_sk(99_999)
 _AT_ONCE = 16
 """Single-item writes sent at once (part ETags, forgetting them)."""
+_SIZE_ATTEMPTS = 3
+"""Tries of a write conditional on a session's reserved size before giving up (each failed try saw
+the size changed by a concurrent ``set_size``, which only shrinks it)."""
 
 _ACCEPTS = "#status IN (:pending, :in_progress)"
 _STATES = {"pending": UploadStatus.PENDING.value, "in_progress": UploadStatus.IN_PROGRESS.value}
@@ -46,6 +51,16 @@ def _held(worker: str) -> Expression:
     """The condition "``worker`` holds the finalize lease"."""
     return expression(
         "#status = :finalizing AND #lease_owner = :worker", finalizing=UploadStatus.FINALIZING.value, worker=worker
+    )
+
+
+def _reserving(condition: Expression, file_size: int) -> Expression:
+    """``condition``, and the session still reserves ``file_size`` bytes (the size a change of its
+    reservation was worked out from)."""
+    return Expression(
+        f"({condition.text}) AND #file_size = :reserved",
+        {**condition.names, "#file_size": "file_size"},
+        {**condition.values, ":reserved": file_size},
     )
 
 
@@ -83,6 +98,7 @@ def _session(item: dict[str, Any]) -> UploadSession:
         finalize_attempts=item["finalize_attempts"],
         failure_reason=item.get("failure_reason"),
         assembly_id=item.get("assembly_id"),
+        sources=tuple(item.get("sources", ())),
     )
 
 
@@ -122,9 +138,6 @@ class DynamoUploadStore:
     ) -> bool:
         """Move a session to a status that ends it without a file, if ``condition`` holds, releasing its
         reserved bytes in the same transaction; ``more`` are further attributes to set."""
-        session = await self.get(upload_id)
-        if session is None:
-            return False
         assignments = "".join(f", #{name} = :{name}" for name in more)
         update = expression(
             "SET #status = :ended, #updated_at = :now, #cleanup = :flag"
@@ -135,17 +148,24 @@ class DynamoUploadStore:
             flag=FLAG,
             **more,
         )
-        try:
-            await transact(
-                self._client,
-                self._uploads.update_item(_session_key(upload_id), update, condition),
-                self._release(session),
-            )
-        except TransactionCancelled as exc:
-            if exc.failed(0):
-                return False
-            raise
-        return True
+        tried: int | None = None
+        for _ in range(_SIZE_ATTEMPTS):
+            session = await self.get(upload_id)
+            if session is None or session.file_size == tried:
+                return False  # the condition failed, not the size it would release
+            tried = session.file_size
+            try:
+                await transact(
+                    self._client,
+                    self._uploads.update_item(_session_key(upload_id), update, _reserving(condition, tried)),
+                    self._release(session),
+                )
+            except TransactionCancelled as exc:
+                if exc.failed(0):
+                    continue  # read again: set_size may have shrunk the reservation meanwhile
+                raise
+            return True
+        raise RuntimeError(f"the size of upload {upload_id} kept changing while it was ended")
 
     async def create(self, session: UploadSession, quota: int | None) -> None:
         if quota is not None and session.file_size > quota:
@@ -170,6 +190,7 @@ class DynamoUploadStore:
             "created_key": _created_key(session),
             "unfinished_owner": session.owner_id if not session.status.finished else None,
             "accepting": FLAG if session.status.accepts_chunks else None,
+            "sources": list(session.sources) or None,
         }
         reserve = expression("ADD #bytes :size", size=session.file_size)
         room = None
@@ -191,6 +212,33 @@ class DynamoUploadStore:
     async def get(self, upload_id: str) -> UploadSession | None:
         item = await self._uploads.get(_session_key(upload_id))
         return _session(item) if item else None
+
+    async def set_size(self, upload_id: str, file_size: int, total_chunks: int) -> UploadSession | None:
+        # Conditional on the size it read, so a concurrent change of the size (or of the status) is
+        # seen, read again, and the usage shrinks by the difference from the size actually replaced.
+        for _ in range(_SIZE_ATTEMPTS):
+            session = await self.get(upload_id)
+            if session is None or not session.status.accepts_chunks:
+                return None
+            if file_size > session.file_size:
+                raise ValueError(f"upload {upload_id} reserved {session.file_size} bytes, not {file_size}")
+            if (file_size, total_chunks) == (session.file_size, session.total_chunks):
+                return session
+            resize = expression("SET #file_size = :size, #total_chunks = :total", size=file_size, total=total_chunks)
+            writes = [
+                self._uploads.update_item(_session_key(upload_id), resize, _reserving(_accepting(), session.file_size))
+            ]
+            if file_size < session.file_size:
+                shrink = expression("ADD #bytes :change", change=file_size - session.file_size)
+                writes.append(self._usage.update_item({"owner_id": session.owner_id}, shrink))
+            try:
+                await transact(self._client, *writes)
+            except TransactionCancelled as exc:
+                if exc.failed(0):
+                    continue
+                raise
+            return await self.get(upload_id)
+        raise RuntimeError(f"the size of upload {upload_id} kept changing while it was set")
 
     async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
         if cursor is None:

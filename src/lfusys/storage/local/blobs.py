@@ -9,26 +9,30 @@ for ``_HOLD_AT_MOST`` goes to the thread with the next piece, so a trickling upl
 two, and a fast one still gets whole blocks.
 
 Assembly follows the S3 multipart shape: an assembly is a folder ``assembling/{file_id}.{id}``; a
-part is a hard link to the verified chunk file (no bytes are copied, and the chunk stays where it
-is until the upload's chunks are deleted); completing writes a ``manifest.json`` and renames the
-folder to ``files/{file_id}`` in one step. A finished file is therefore a folder of parts.
+part is a hard link to the verified chunk (or tail) file (no bytes are copied, and the chunk stays
+where it is until the upload's chunks are deleted), or a new file of several pieces' bytes joined;
+completing writes a ``manifest.json`` and renames the folder to ``files/{file_id}`` in one step. A
+finished file is therefore a folder of parts; its manifest keeps one ``part_size`` when every part but
+a shorter last has that size, and the size of each part but the last (``part_sizes``) otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import ctypes
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +53,8 @@ from lfusys.storage.ports import (
     ChunkSpan,
     ChunkWrongSize,
     Part,
+    PartSource,
+    Piece,
     StorageFull,
     UploadRemoved,
     copy_as_one_part,
@@ -284,7 +290,7 @@ class LocalBlobStore:
 
     async def put_tail(self, upload_id: str, offset: int, data: bytes) -> None:
         try:
-            await self._in_thread(_write_durably, self._tail_path(upload_id, offset), data)
+            await self._in_thread(_write_durably, self._tail_path(upload_id, offset), [data])
         except OSError as exc:
             if exc.errno in _OUT_OF_SPACE:
                 raise StorageFull(f"no space left to store the bytes up to offset {offset}") from None
@@ -312,8 +318,25 @@ class LocalBlobStore:
         sources = [(self._chunk_path(upload_id, chunk.n), chunk) for chunk in chunks]
         # Links are cheap: all of them in one hand-off to a thread.
         return await self._in_thread(
-            lambda: [_link_part(source, assembly / _part_name(chunk.n), chunk) for source, chunk in sources]
+            lambda: [
+                Part(chunk.n, _link_part(source, assembly / _part_name(chunk.n), chunk.n, chunk.size))
+                for source, chunk in sources
+            ]
         )
+
+    async def copy_pieces(self, file_id: str, assembly_id: str, parts: list[PartSource]) -> list[Part]:
+        assembly = self._assembly_dir(file_id, assembly_id)
+        made: list[Part] = []
+        for part in parts:
+            sources = [(self._piece_path(piece), piece) for piece in part.pieces]
+            etag = await self._in_thread(_make_part, sources, assembly / _part_name(part.number), part.size)
+            made.append(Part(part.number, etag))
+        return made
+
+    def _piece_path(self, piece: Piece) -> Path:
+        if piece.n:
+            return self._chunk_path(piece.upload_id, piece.n)
+        return self._tail_path(piece.upload_id, piece.tail_end)
 
     async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
         return await self._in_thread(
@@ -332,17 +355,15 @@ class LocalBlobStore:
             if part.number != number or not path.exists() or _part_etag(path) != part.etag:
                 raise AssemblyLost(f"part {part.number} of {assembly.name} is not the recorded one")
             sizes.append(path.stat().st_size)
-        size = sum(sizes)
-        part_size = sizes[0] if sizes else 0
         temporary = assembly / f".{_MANIFEST}.tmp"
-        temporary.write_text(json.dumps({"size": size, "parts": len(parts), "part_size": part_size}))
+        temporary.write_text(json.dumps(_manifest(sizes)))
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, assembly / _MANIFEST)
         _fsync_dir(assembly)
         os.rename(assembly, final)
         _fsync_dir(final.parent)
-        return size
+        return sum(sizes)
 
     async def copy_chunk_as_file(self, file_id: str, upload_id: str, chunk: ChunkSpan) -> int:
         return await copy_as_one_part(self, file_id, upload_id, chunk)
@@ -362,12 +383,13 @@ class LocalBlobStore:
         manifest = await self._in_thread(_read_manifest, directory)
         if manifest is None:
             raise FileNotFoundError(file_id)
-        size, part_size = int(manifest["size"]), int(manifest["part_size"])
-        start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
+        ends = _part_ends(manifest)
+        start, end = (byte_range.start, byte_range.end) if byte_range else (0, int(manifest["size"]) - 1)
         position = start
         while position <= end:
-            index, offset = divmod(position, part_size)
-            length = min(part_size - offset, end - position + 1)
+            index = bisect.bisect_right(ends, position)
+            offset = position - (ends[index - 1] if index else 0)
+            length = min(ends[index], end + 1) - position
             async for block in self._read_part(directory / _part_name(index + 1), offset, length):
                 yield block
             position += length
@@ -426,14 +448,15 @@ def _commit_chunk(fd: int, temporary: Path, final: Path, sha256: str) -> bool:
         _discard_temporary(fd, temporary)
 
 
-def _write_durably(final: Path, data: bytes) -> None:
-    """Write ``final`` whole or not at all: a temporary beside it, fsynced, renamed into place."""
+def _write_durably(final: Path, blocks: Iterable[bytes]) -> None:
+    """Write ``final`` from ``blocks`` whole or not at all: a temporary beside it, fsynced, renamed into place."""
     temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
     fd = _open_temporary(temporary)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for block in blocks:
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
         os.replace(temporary, final)
     except BaseException:
@@ -454,7 +477,8 @@ def _part_etag(path: Path) -> str:
     return f"{stat.st_ino:x}-{stat.st_size:x}"
 
 
-def _link_part(source: Path, target: Path, chunk: ChunkSpan) -> Part:
+def _link_part(source: Path, target: Path, n: int, size: int) -> str:
+    """Link ``source`` (chunk ``n``, or a tail if 0, of ``size`` bytes) in as the part ``target``; its ETag."""
     if not target.parent.is_dir():
         raise AssemblyLost(f"no assembly at {target.parent.name}")
     if not target.exists():  # otherwise copied before: a repeat
@@ -463,11 +487,59 @@ def _link_part(source: Path, target: Path, chunk: ChunkSpan) -> Part:
         except FileExistsError:
             pass
         except FileNotFoundError:
-            raise ChunkMissing(chunk.n) from None
+            raise ChunkMissing(n) from None
     actual = target.stat().st_size
-    if actual != chunk.size:
-        raise ChunkWrongSize(chunk.n, chunk.size, actual)
-    return Part(chunk.n, _part_etag(target))
+    if actual != size:
+        raise ChunkWrongSize(n, size, actual)
+    return _part_etag(target)
+
+
+def _make_part(sources: list[tuple[Path, Piece]], target: Path, size: int) -> str:
+    """Make the part ``target`` of ``size`` bytes from its pieces (each with its file); its ETag. One piece
+    is linked; several are joined into a new file, unless one of that size is there from before."""
+    if len(sources) == 1:
+        ((source, piece),) = sources
+        return _link_part(source, target, piece.n, piece.size)
+    if not target.parent.is_dir():
+        raise AssemblyLost(f"no assembly at {target.parent.name}")
+    with contextlib.suppress(FileNotFoundError):
+        if target.stat().st_size == size:
+            return _part_etag(target)
+    _write_durably(target, _blocks_of(sources))
+    return _part_etag(target)
+
+
+def _blocks_of(sources: list[tuple[Path, Piece]]) -> Iterator[bytes]:
+    """The bytes of each piece in turn, in blocks, once its file is known to have the piece's length."""
+    for path, piece in sources:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise ChunkMissing(piece.n) from None
+        with handle:
+            actual = os.fstat(handle.fileno()).st_size
+            if actual != piece.size:
+                raise ChunkWrongSize(piece.n, piece.size, actual)
+            while block := handle.read(_BLOCK):
+                yield block
+
+
+def _manifest(sizes: list[int]) -> dict[str, Any]:
+    """A file of parts with ``sizes``: one ``part_size`` when every part but a shorter last has it."""
+    leading = sizes[:-1]
+    part_size = sizes[0] if sizes else 0
+    if all(size == part_size for size in leading) and (not sizes or sizes[-1] <= part_size):
+        return {"size": sum(sizes), "parts": len(sizes), "part_size": part_size}
+    return {"size": sum(sizes), "parts": len(sizes), "part_sizes": leading}
+
+
+def _part_ends(manifest: dict[str, Any]) -> list[int]:
+    """Where each part of a file ends (the next begins), from its manifest."""
+    if "part_sizes" in manifest:
+        leading = [int(size) for size in manifest["part_sizes"]]
+    else:
+        leading = [int(manifest["part_size"])] * (int(manifest["parts"]) - 1)
+    return [*itertools.accumulate(leading), int(manifest["size"])]
 
 
 def _read_manifest(directory: Path) -> dict[str, Any] | None:

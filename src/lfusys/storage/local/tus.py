@@ -17,9 +17,18 @@ class SqliteTusStore:
     async def create(self, upload: TusUpload) -> None:
         try:
             await self._db.execute(
-                'INSERT INTO tus_uploads (id, owner_id, length, "offset", metadata, created_at)'
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (upload.id, upload.owner_id, upload.length, upload.offset, upload.metadata, db_time(upload.created_at)),
+                'INSERT INTO tus_uploads (id, owner_id, length, deferred, concat, "offset", metadata, created_at)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    upload.id,
+                    upload.owner_id,
+                    upload.length,
+                    int(upload.deferred),
+                    upload.concat,
+                    upload.offset,
+                    upload.metadata,
+                    db_time(upload.created_at),
+                ),
             )
         except sqlite3.IntegrityError:
             raise ValueError(f"tus upload {upload.id} exists") from None
@@ -48,6 +57,14 @@ class SqliteTusStore:
             "UPDATE tus_uploads SET writer = NULL, writer_until = NULL WHERE id = ? AND writer = ?", (upload_id, writer)
         )
 
+    async def set_length(self, upload_id: str, length: int) -> bool:
+        await self._db.execute(
+            "UPDATE tus_uploads SET length = ?, deferred = 0 WHERE id = ? AND deferred = 1 AND length >= ?",
+            (length, upload_id, length),
+        )
+        upload = await self.get(upload_id)
+        return upload is not None and not upload.deferred and upload.length == length
+
     async def delete(self, upload_id: str) -> None:
         await self._db.execute("DELETE FROM tus_uploads WHERE id = ?", (upload_id,))
 
@@ -57,6 +74,8 @@ def _tus_upload(row: Any) -> TusUpload:
         id=row["id"],
         owner_id=row["owner_id"],
         length=row["length"],
+        deferred=bool(row["deferred"]),
+        concat=row["concat"],
         offset=row["offset"],
         metadata=row["metadata"],
         created_at=from_db_time(row["created_at"]),

@@ -49,6 +49,7 @@ def _session(row: sqlite3.Row) -> UploadSession:
         finalize_attempts=row["finalize_attempts"],
         failure_reason=row["failure_reason"],
         assembly_id=row["assembly_id"],
+        sources=tuple(row["sources"].split()),
     )
 
 
@@ -113,7 +114,7 @@ class SqliteUploadStore:
                 raise QuotaExceeded(used, quota)
             connection.execute(
                 "INSERT INTO uploads (id, owner_id, file_name, file_type, file_size, chunk_size, total_chunks,"
-                " status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, created_at, updated_at, expires_at, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session.id,
                     session.owner_id,
@@ -126,6 +127,7 @@ class SqliteUploadStore:
                     db_time(session.created_at),
                     db_time(session.updated_at),
                     db_time(session.expires_at),
+                    " ".join(session.sources),
                 ),
             )
             change_usage(connection, session.owner_id, session.file_size)
@@ -134,6 +136,22 @@ class SqliteUploadStore:
 
     async def get(self, upload_id: str) -> UploadSession | None:
         return await self._db.read(lambda connection: _fetch_session(connection, upload_id))
+
+    async def set_size(self, upload_id: str, file_size: int, total_chunks: int) -> UploadSession | None:
+        def set_size(connection: sqlite3.Connection) -> UploadSession | None:
+            session = _fetch_session(connection, upload_id)
+            if session is None or not session.status.accepts_chunks:
+                return None
+            if file_size > session.file_size:
+                raise ValueError(f"upload {upload_id} reserved {session.file_size} bytes, not {file_size}")
+            connection.execute(
+                "UPDATE uploads SET file_size = ?, total_chunks = ? WHERE id = ?", (file_size, total_chunks, upload_id)
+            )
+            if file_size < session.file_size:
+                change_usage(connection, session.owner_id, file_size - session.file_size)
+            return msgspec.structs.replace(session, file_size=file_size, total_chunks=total_chunks)
+
+        return await self._db.transaction(set_size)
 
     async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
         if cursor is None:

@@ -1,8 +1,9 @@
 """Chunk and file bytes in this process's memory, with the behaviour of the filesystem blob store.
 
 A chunk is received into a buffer while it is hashed and stored only whole and verified; the first
-writer of a chunk wins. Assembly follows the S3 multipart shape: an assembly holds its parts (the
-chunks' bytes, shared, not copied) until it is completed into a file (its parts in order) or aborted.
+writer of a chunk wins. Assembly follows the S3 multipart shape: an assembly holds its parts (a
+chunk's bytes shared, not copied; several pieces joined) until it is completed into a file (its parts
+in order) or aborted.
 Each step that looks and then changes does so without awaiting in between, so on the one event loop
 it is atomic.
 """
@@ -31,6 +32,8 @@ from lfusys.storage.ports import (
     ChunkSpan,
     ChunkWrongSize,
     Part,
+    PartSource,
+    Piece,
     UploadRemoved,
     copy_as_one_part,
 )
@@ -181,22 +184,41 @@ class MemoryBlobStore:
         return assembly_id
 
     async def copy_parts(self, file_id: str, assembly_id: str, upload_id: str, chunks: list[ChunkSpan]) -> list[Part]:
-        parts = self._assemblies.get((checked_id(file_id), checked_id(assembly_id)))
-        upload = self._uploads.get(checked_id(upload_id))
-        if parts is None:
+        parts = [PartSource(span.n, (Piece(upload_id, span.size, n=span.n),)) for span in chunks]
+        return await self.copy_pieces(file_id, assembly_id, parts)
+
+    async def copy_pieces(self, file_id: str, assembly_id: str, parts: list[PartSource]) -> list[Part]:
+        kept = self._assemblies.get((checked_id(file_id), checked_id(assembly_id)))
+        if kept is None:
             raise AssemblyLost(f"no assembly {assembly_id} of file {file_id}")
-        copied: list[Part] = []
-        for span in chunks:
-            part = parts.get(span.n)
-            if part is None:  # otherwise copied before: a repeat
-                chunk = upload.chunks.get(span.n) if upload else None
-                if chunk is None:
-                    raise ChunkMissing(span.n)
-                parts[span.n] = part = chunk
-            if len(part.data) != span.size:
-                raise ChunkWrongSize(span.n, span.size, len(part.data))
-            copied.append(Part(span.n, part.sha256))
-        return copied
+        made: list[Part] = []
+        for source in parts:
+            part = kept.get(source.number)
+            if part is None or len(part.data) != source.size:  # otherwise made before: a repeat
+                kept[source.number] = part = self._joined(source.pieces)
+            made.append(Part(source.number, part.sha256))
+        return made
+
+    def _joined(self, pieces: tuple[Piece, ...]) -> _Blob:
+        """A part of ``pieces``: a lone one shared as it is, several joined."""
+        blobs = [self._piece(piece) for piece in pieces]
+        if len(blobs) == 1:
+            return blobs[0]
+        data = b"".join(blob.data for blob in blobs)
+        return _Blob(data, hashlib.sha256(data).hexdigest())
+
+    def _piece(self, piece: Piece) -> _Blob:
+        upload = self._uploads.get(checked_id(piece.upload_id))
+        if piece.n:
+            blob = upload.chunks.get(piece.n) if upload else None
+        else:
+            tail = upload.tails.get(piece.tail_end) if upload else None
+            blob = _Blob(tail, hashlib.sha256(tail).hexdigest()) if tail is not None else None
+        if blob is None:
+            raise ChunkMissing(piece.n)
+        if len(blob.data) != piece.size:
+            raise ChunkWrongSize(piece.n, piece.size, len(blob.data))
+        return blob
 
     async def complete_assembly(self, file_id: str, assembly_id: str, parts: list[Part]) -> int:
         key = (checked_id(file_id), checked_id(assembly_id))

@@ -128,6 +128,17 @@ class MemoryUploadStore:
         row = self._rows.get(upload_id)
         return row.session if row else None
 
+    async def set_size(self, upload_id: str, file_size: int, total_chunks: int) -> UploadSession | None:
+        row = self._rows.get(upload_id)
+        if row is None or not row.session.status.accepts_chunks:
+            return None
+        reserved = row.session.file_size
+        if file_size > reserved:
+            raise ValueError(f"upload {upload_id} reserved {reserved} bytes, not {file_size}")
+        row.session = replace(row.session, file_size=file_size, total_chunks=total_chunks)
+        self._usage.change(row.session.owner_id, file_size - reserved)
+        return row.session
+
     async def list_unfinished(self, owner_id: str, limit: int, cursor: str | None) -> SessionPage:
         after = decode_cursor(cursor, 2) if cursor is not None else None
         candidates = (

@@ -41,5 +41,13 @@ class MemoryTusStore:
         if upload is not None and upload.writer == writer:
             self._uploads[upload_id] = replace(upload, writer=None, writer_until=None)
 
+    async def set_length(self, upload_id: str, length: int) -> bool:
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            return False
+        if upload.deferred and length <= upload.length:
+            self._uploads[upload_id] = upload = replace(upload, length=length, deferred=False)
+        return not upload.deferred and upload.length == length
+
     async def delete(self, upload_id: str) -> None:
         self._uploads.pop(upload_id, None)
