@@ -47,6 +47,31 @@ class ChunkAdmission:
     @contextlib.contextmanager
     def admit(self, user_id: str) -> Iterator[None]:
         """Hold a place for one chunk of ``user_id`` while it streams; refuse when there is none."""
+        self._take(user_id)
+        try:
+            yield
+        finally:
+            self._release(user_id)
+
+    @contextlib.contextmanager
+    def admit_if_spare(self, user_id: str) -> Iterator[bool]:
+        """Hold a place for one more chunk of ``user_id`` (True) if one is spare: the user holds less than
+        half of their places, and the server has one free; else hold none (False). For work that goes on,
+        more slowly, without it, and should not take the places the user's next requests will need."""
+        if self._in_flight.get(user_id, 0) >= self._per_user // 2:
+            yield False
+            return
+        try:
+            self._take(user_id)
+        except (TooManyRequests, ServerBusy):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._release(user_id)
+
+    def _take(self, user_id: str) -> None:
         current = self._in_flight.get(user_id, 0)
         if current >= self._per_user:
             raise TooManyRequests(
@@ -62,12 +87,11 @@ class ChunkAdmission:
         self._in_flight[user_id] = current + 1
         self._count += 1
         self._admitted += 1
-        try:
-            yield
-        finally:
-            self._count -= 1
-            remaining = self._in_flight[user_id] - 1
-            if remaining:
-                self._in_flight[user_id] = remaining
-            else:
-                del self._in_flight[user_id]
+
+    def _release(self, user_id: str) -> None:
+        self._count -= 1
+        remaining = self._in_flight[user_id] - 1
+        if remaining:
+            self._in_flight[user_id] = remaining
+        else:
+            del self._in_flight[user_id]

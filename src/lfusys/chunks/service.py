@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import NoReturn
 
@@ -60,6 +61,11 @@ class ChunkIngress:
         self._admission = admission
         self._clock = clock
 
+    @property
+    def admission(self) -> ChunkAdmission:
+        """The places for chunks streaming in, for a caller that stores several chunks of one request."""
+        return self._admission
+
     async def receive(
         self,
         owner: User,
@@ -70,11 +76,14 @@ class ChunkIngress:
         content_length: int | None,
         body: AsyncIterator[bytes],
         digest_known: bool = False,
+        admitted: bool = False,
     ) -> ChunkReceipt:
         """Store chunk ``n`` of the owner's upload. ``digest_known``: ``sha256`` was computed from these
-        very bytes in this process (the tus endpoint does), so the store need not hash them again."""
+        very bytes in this process (the tus endpoint does), so the store need not hash them again.
+        ``admitted``: the caller holds a place for it (:attr:`admission`) already."""
         # First of all, before any lookup: under overload a refusal should cost next to nothing.
-        with self._admission.admit(owner.id), CHUNK_PUT_SECONDS.time():
+        placed = contextlib.nullcontext() if admitted else self._admission.admit(owner.id)
+        with placed, CHUNK_PUT_SECONDS.time():
             session = await self._sessions.get(owner, upload_id)
             refuse_unless_accepting(session)
             if not 1 <= n <= session.total_chunks:

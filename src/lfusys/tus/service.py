@@ -11,6 +11,7 @@ until its checksum is right, and the chunk that would complete the file is not s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -35,8 +36,11 @@ from lfusys.tus.records import TusUpload
 
 log = structlog.get_logger(__name__)
 
-_STORERS = 2
-"""Chunks of one PATCH stored at once."""
+_STORERS = 4
+"""Chunks of one PATCH stored at once, at most: the first with the place the PATCH took, each other one
+only with a spare place (the owner's next requests still get in:
+:meth:`~lfusys.chunks.admission.ChunkAdmission.admit_if_spare`). A PATCH holds at most ``_STORERS + 2``
+chunks in memory: those being stored, one waiting, one being filled."""
 
 CLAIM_LEASE = timedelta(minutes=2)
 """How long a PATCH's claim on the offset lasts without being renewed (each stored chunk renews it):
@@ -165,8 +169,15 @@ class TusUploads:
                     raise TooLarge("the upload is complete; it takes no more bytes")
             return upload.offset
         refuse_unless_accepting(session)
+        with self._ingress.admission.admit(owner.id):  # a place, as a chunk PUT takes, before any byte is read
+            return await self._claimed_write(owner, session, offset, body, checksum)
+
+    async def _claimed_write(
+        self, owner: User, session: UploadSession, offset: int, body: AsyncIterator[bytes], checksum: Checksum | None
+    ) -> int:
         writer = secrets.token_hex(8)
         now = self._clock()
+        upload_id = session.id
         claimed = await self._store.claim(upload_id, offset, writer, now + CLAIM_LEASE, now)
         if claimed is None:
             raise Conflict("another request is writing at this offset; ask for the offset (HEAD) and go on from it")
@@ -275,7 +286,7 @@ class _Patch:
         hasher = checksum.hasher() if checksum is not None else None
         self._verifying = checksum is not None
         self._holding_last = self._partial or self._verifying
-        whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=_STORERS)
+        whole: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=1)
         stopped: BodyInterrupted | TooLarge | None = None
 
         async def receive() -> None:
@@ -292,16 +303,20 @@ class _Patch:
                 stopped = exc  # what arrived before is still stored (unless a checksum says otherwise)
             await whole.put(None)
 
-        async def store() -> None:
-            while (item := await whole.get()) is not None:
-                await self._store_chunk(*item)
-            await whole.put(None)  # the end, for the other storing task too
+        async def store(first: bool) -> None:
+            admission = self._ingress.admission
+            with contextlib.nullcontext(True) if first else admission.admit_if_spare(self._owner.id) as placed:
+                if not placed:
+                    return
+                while (item := await whole.get()) is not None:
+                    await self._store_chunk(*item)
+                await whole.put(None)  # the end, for the other storing tasks too
 
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(receive())
-                for _ in range(_STORERS):
-                    group.create_task(store())
+                for number in range(_STORERS):
+                    group.create_task(store(first=number == 0))
         except BaseExceptionGroup as failed:
             await self._forget_unverified()
             raise failed.exceptions[0] from None
@@ -361,6 +376,7 @@ class _Patch:
             content_length=len(data),
             body=_once(data),
             digest_known=True,
+            admitted=True,
         )
         self._stored[n] = len(data)
         async with self._committing:  # in chunk order, whichever storing task finished first

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from lfusys.tus.service import CLAIM_LEASE
+from lfusys.sessions.records import UploadSession
+from lfusys.tus.service import CLAIM_LEASE, TusUploads
 from tests.conftest import AppFactory
 from tests.support import (
     API,
@@ -542,18 +545,26 @@ async def test_a_final_upload_joins_its_partial_uploads(
     assert await services_of(client).backend.uploads.usage(await user_id(client)) == sum(sizes)
 
 
+async def recorded(client: AppClient, upload_id: str, chunks: int) -> UploadSession:
+    """The session once the storage events of ``chunks`` of its chunks are recorded (they come beside the
+    answers, from the event queue)."""
+    uploads = services_of(client).backend.uploads
+    seen = 0
+    for _ in range(200):
+        session = await uploads.get(upload_id)
+        assert session is not None
+        if (seen := session.recorded_chunks) >= chunks:
+            return session
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{seen} of {chunks} chunks recorded")
+
+
 async def test_a_partial_upload_never_becomes_a_file(client: AppClient, bearer: dict[str, str]) -> None:
     url = await created_partial(client, bearer, DATA)
     upload_id = url.rsplit("/", 1)[1]
-    uploads = services_of(client).backend.uploads
-    for _ in range(200):  # every chunk's event recorded but the last one's: that chunk is kept back as the tail
-        session = await uploads.get(upload_id)
-        assert session is not None
-        if session.recorded_chunks == session.total_chunks - 1:
-            break
-        await asyncio.sleep(0.05)
-    assert session is not None
-    assert (session.recorded_chunks, session.total_chunks) == (2, 3)
+    # every chunk's event recorded but the last one's: that chunk is kept back as the tail
+    session = await recorded(client, upload_id, 2)
+    assert session.total_chunks == 3
 
     await services_of(client).janitor.sweep()
 
@@ -615,4 +626,65 @@ async def test_a_final_upload_takes_no_patch(client: AppClient, bearer: dict[str
 
     assert response.status_code == 403
     assert "takes no bytes" in response.text
+    assert await the_file(client, url) == DATA
+
+
+async def test_a_final_upload_left_unfinalized_by_a_stopped_process_is_finalized_by_the_janitor(
+    client: AppClient, bearer: dict[str, str], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [await created_partial(client, bearer, DATA[:6000]), await created_partial(client, bearer, DATA[6000:])]
+    monkeypatch.setattr(TusUploads, "_finalize_soon", lambda self, upload_id: None)  # the process stops first
+    url = (await final(client, bearer, urls)).headers["location"]
+    services = services_of(client)
+    await services.janitor.sweep()
+    assert (await client.get(f"{API}/uploads/{url.rsplit('/', 1)[1]}")).json()["status"] == "in_progress"
+
+    clock.advance(services.settings.queue.stalled_after + timedelta(seconds=1))
+    await services.janitor.sweep()
+
+    assert await the_file(client, url) == DATA
+
+
+async def test_a_deferred_upload_whose_chunks_were_all_stored_is_finalized_by_the_janitor_if_need_be(
+    deferring: tuple[AppClient, dict[str, str]], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, headers = deferring
+    url = await created_deferred(client, headers)
+    assert (await patch(client, url, headers, 0, DATA[:8192])).status_code == 204  # two whole chunks
+    await recorded(client, url.rsplit("/", 1)[1], 2)
+    monkeypatch.setattr(TusUploads, "_finalize_soon", lambda self, upload_id: None)  # the process stops first
+    assert (await patch(client, url, headers, 8192, b"", **{"upload-length": "8192"})).status_code == 204
+    services = services_of(client)
+    await services.janitor.sweep()
+    assert (await client.get(f"{API}/uploads/{url.rsplit('/', 1)[1]}")).json()["status"] == "in_progress"
+
+    clock.advance(services.settings.queue.stalled_after + timedelta(seconds=1))
+    await services.janitor.sweep()
+
+    assert await the_file(client, url) == DATA[:8192]
+
+
+async def test_a_patch_takes_one_place_for_chunks_and_more_only_when_spare(
+    client: AppClient, bearer: dict[str, str]
+) -> None:
+    services = services_of(client)
+    admission, per_user = services.admission, services.settings.uploads.max_chunk_puts_per_user
+    user = await user_id(client)
+    url = await created(client, bearer)
+    with contextlib.ExitStack() as held:  # the user's other chunks in flight
+        for _ in range(per_user):
+            held.enter_context(admission.admit(user))
+
+        refused = await patch(client, url, bearer, 0, DATA)
+
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert await offset_of(client, url, bearer) == 0, "nothing read"
+        held.close()
+        for _ in range(per_user - 1):
+            held.enter_context(admission.admit(user))
+
+        assert (await patch(client, url, bearer, 0, DATA)).status_code == 204, "one place is enough"
+
+    assert admission.in_flight == 0
     assert await the_file(client, url) == DATA

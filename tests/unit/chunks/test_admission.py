@@ -81,3 +81,44 @@ def test_places_are_given_back_when_a_body_ends_however_it_ends() -> None:
 def test_limits_below_one_are_a_programming_error(total: int, per_user: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ChunkAdmission(total=total, per_user=per_user)
+
+
+def test_a_spare_place_is_taken_only_while_the_user_holds_less_than_half() -> None:
+    admission = ChunkAdmission(total=64, per_user=8)
+    with contextlib.ExitStack() as stack:
+        hold(admission, stack, "ada", 3)
+        taken = [stack.enter_context(admission.admit_if_spare("ada")) for _ in range(3)]
+
+        assert taken == [True, False, False], "4 of 8 held: the rest is for the user's next requests"
+        assert admission.in_flight == 4
+        hold(admission, stack, "ada", 4)  # those requests still get in
+        assert stack.enter_context(admission.admit_if_spare("bob")) is True
+
+    assert admission.in_flight == 0, "every place is given back"
+
+
+def test_no_spare_place_when_the_server_is_full_and_nothing_is_refused() -> None:
+    admission = ChunkAdmission(total=4, per_user=16, reserve=1)
+    with contextlib.ExitStack() as stack:
+        hold(admission, stack, "ada", 3)
+
+        with admission.admit_if_spare("ada") as placed:
+            assert placed is False
+        assert admission.in_flight == 3
+        with admission.admit_if_spare("bob") as placed:
+            assert placed is True, "the kept place is for a user with nothing in flight"
+            assert admission.in_flight == 4
+
+
+def test_a_spare_place_is_given_back_when_the_work_fails() -> None:
+    admission = ChunkAdmission(total=8, per_user=8)
+
+    def store() -> None:
+        with admission.admit_if_spare("ada") as placed:
+            assert placed
+            raise RuntimeError("the chunk could not be stored")
+
+    with pytest.raises(RuntimeError):
+        store()
+
+    assert admission.in_flight == 0
