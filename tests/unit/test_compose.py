@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 HAPROXY_CFG = ROOT / "deploy" / "compose" / "haproxy.cfg"
+AWS_TEMPLATE = ROOT / "deploy" / "aws" / "lfusys.yaml"
 README = ROOT / "README.md"
 SETTINGS = ROOT / "src" / "lfusys" / "settings.py"
 
@@ -148,7 +149,7 @@ def test_the_readme_table_and_settings_are_read_right() -> None:
     assert "LFUSYS_NO_SUCH_SETTING" not in documented | known
 
 
-@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, HAPROXY_CFG], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, HAPROXY_CFG, AWS_TEMPLATE], ids=lambda path: path.name)
 def test_every_lfusys_variable_is_a_documented_setting(path: Path) -> None:
     used = set(LFUSYS_VARIABLE.findall(path.read_text()))
     assert used or path == HAPROXY_CFG
