@@ -16,7 +16,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from msgspec.structs import replace
@@ -41,6 +41,11 @@ _STORERS = 4
 only with a spare place (the owner's next requests still get in:
 :meth:`~lfusys.chunks.admission.ChunkAdmission.admit_if_spare`). A PATCH holds at most ``_STORERS + 2``
 chunks in memory: those being stored, one waiting, one being filled."""
+
+_FINAL_WRITER = "final upload "
+"""How a partial upload's claim names the final upload it is part of."""
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+"""When the claim of a final upload on its partial uploads lapses."""
 
 CLAIM_LEASE = timedelta(minutes=2)
 """How long a PATCH's claim on the offset lasts without being renewed (each stored chunk renews it):
@@ -113,12 +118,15 @@ class TusUploads:
                 raise InvalidInput(f"Upload-Concat: {partial_id} is not a partial upload")
             if state.upload.offset != state.upload.length:
                 raise InvalidInput(f"Upload-Concat: partial upload {partial_id} is not complete")
+            if (state.upload.writer or "").startswith(_FINAL_WRITER):
+                raise Conflict(f"Upload-Concat: partial upload {partial_id} is already part of a final upload")
             refuse_unless_accepting(state.session)
             sources.append(state.session)
         if sum(source.total_chunks for source in sources) > MAX_CHUNKS:
             raise InvalidInput(f"Upload-Concat: the partial uploads hold more than {MAX_CHUNKS} chunks together")
         name, media_type = _name_and_type(metadata)
         session = await self._sessions.start_joined(owner, name, media_type, sources)
+        await self._hold_for(session, sources, owner)
         upload = TusUpload(
             id=session.id,
             owner_id=owner.id,
@@ -131,6 +139,24 @@ class TusUploads:
         await self._store.create(upload)
         self._finalize_soon(session.id)
         return upload
+
+    async def _hold_for(self, final: UploadSession, sources: list[UploadSession], owner: User) -> None:
+        """Make each partial upload part of ``final`` for good (a claim on its end that never lapses), so
+        no other final upload can take its bytes (and its reservation) too; if one already is, the final
+        upload ends (its reservation released) and nothing is held."""
+        now = self._clock()
+        held: list[str] = []
+        writer = f"{_FINAL_WRITER}{final.id}"
+        for source in sources:
+            if await self._store.claim(source.id, source.file_size, writer, _NEVER, now) is None:
+                for source_id in held:
+                    await self._store.release(source_id, writer)
+                await self._sessions.cancel(owner, final.id)
+                raise Conflict(
+                    f"Upload-Concat: partial upload {source.id} is held by another request (a final upload made of"
+                    " it, or a write not finished); try again shortly"
+                )
+            held.append(source.id)
 
     async def get(self, owner: User, upload_id: str) -> TusState:
         """The owner's tus upload and its session; another user's, or an upload not made through tus,

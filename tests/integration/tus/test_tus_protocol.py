@@ -688,3 +688,49 @@ async def test_a_patch_takes_one_place_for_chunks_and_more_only_when_spare(
 
     assert admission.in_flight == 0
     assert await the_file(client, url) == DATA
+
+
+async def test_a_partial_upload_is_part_of_one_final_upload_only(
+    client: AppClient, bearer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = services_of(client).backend.uploads
+    urls = [await created_partial(client, bearer, DATA[:6000]), await created_partial(client, bearer, DATA[6000:])]
+    monkeypatch.setattr(TusUploads, "_finalize_soon", lambda self, upload_id: None)  # the first is not done yet
+    first = await final(client, bearer, urls)
+    assert first.status_code == 201
+    before = await uploads.usage(await user_id(client))
+
+    again = await final(client, bearer, urls[1:])
+
+    assert again.status_code == 409, again.text
+    assert "already part of a final upload" in again.text
+    unfinished = (await client.get(f"{API}/uploads")).json()["uploads"]
+    assert len(unfinished) == 3, "the two partial uploads and the first final one: no second final"
+    assert await uploads.usage(await user_id(client)) == before, "its bytes are not reserved a third time"
+    await services_of(client).finalizer.finalize(first.headers["location"].rsplit("/", 1)[1])
+    assert await the_file(client, first.headers["location"]) == DATA
+    assert await uploads.usage(await user_id(client)) == len(DATA)
+
+
+async def test_a_final_upload_waits_for_a_request_still_holding_a_partial_one(
+    client: AppClient, bearer: dict[str, str], clock: FakeClock
+) -> None:
+    urls = [await created_partial(client, bearer, DATA[:6000]), await created_partial(client, bearer, DATA[6000:])]
+    held = urls[1].rsplit("/", 1)[1]
+    store = services_of(client).backend.tus
+    assert await store.claim(held, 4000, "another replica", clock() + CLAIM_LEASE, clock()) is not None
+    usage = await services_of(client).backend.uploads.usage(await user_id(client))
+
+    busy = await final(client, bearer, urls)
+
+    assert busy.status_code == 409
+    assert "held by another request" in busy.text
+    assert len((await client.get(f"{API}/uploads")).json()["uploads"]) == 2, "the final upload made ended"
+    assert await services_of(client).backend.uploads.usage(await user_id(client)) == usage
+    first = await store.get(urls[0].rsplit("/", 1)[1])
+    assert first is not None
+    assert first.writer is None, "what it held is let go"
+    clock.advance(CLAIM_LEASE)
+    joined = await final(client, bearer, urls)
+    assert joined.status_code == 201
+    assert await the_file(client, joined.headers["location"]) == DATA
