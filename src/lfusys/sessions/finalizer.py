@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -67,7 +68,8 @@ async def every_chunk_record(uploads: UploadStore, upload_id: str) -> list[Store
     return records
 
 
-def _sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
+    """The lower-case hex SHA-256 of ``data``, as chunk records keep it."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -188,18 +190,19 @@ class Finalizer:
         Raises :class:`AssemblyFailed` for what no retry can mend.
         """
         file_id = file_id_for(session.id)
+        build: Callable[[], Awaitable[int]]
         if session.sources:
             pieces = await self._source_pieces(session)
-            checksum = file_checksum(await self._piece_digests(pieces))
-            size = await self._blobs.file_size(file_id)
-            if size is None:
-                size = await self._join(session, file_id, pieces)
+            digests = await self._piece_digests(pieces)
+            build = functools.partial(self._join, session, file_id, pieces)
         else:
             chunks = await every_chunk_record(self._uploads, session.id)
-            checksum = file_checksum(await self._chunk_digests(session, chunks))
-            size = await self._blobs.file_size(file_id)
-            if size is None:
-                size = await self._build(session, file_id, chunks)
+            digests = await self._chunk_digests(session, chunks)
+            build = functools.partial(self._build, session, file_id, chunks)
+        checksum = file_checksum(digests)
+        size = await self._blobs.file_size(file_id)
+        if size is None:
+            size = await build()
         if size != session.file_size:
             raise AssemblyFailed(f"the assembled file is {size} bytes, not the declared {session.file_size}")
         await self._files.create_if_absent(
@@ -274,7 +277,7 @@ class Finalizer:
             try:
                 if piece.n == 0:
                     tail = await self._blobs.get_tail(piece.upload_id, piece.tail_end)
-                    digest = await asyncio.to_thread(_sha256_hex, tail)
+                    digest = await asyncio.to_thread(sha256_hex, tail)
                 else:
                     digest = known.get((piece.upload_id, piece.n)) or await self._blobs.chunk_sha256(
                         piece.upload_id, piece.n

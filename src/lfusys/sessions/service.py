@@ -118,19 +118,18 @@ class UploadSessions:
         log.info("upload started", upload_id=session.id, size=session.file_size, chunks=session.total_chunks)
         return session
 
-    async def fix_size(self, owner: User, upload_id: str, file_size: int) -> UploadSession:
-        """Give a session from :meth:`start_unsized` its real size (at most what it reserved), keeping its
-        chunk size; its reservation shrinks to that size."""
-        session = await self.get(owner, upload_id)
+    async def fix_size(self, owner: User, session: UploadSession, file_size: int) -> UploadSession:
+        """Give ``session`` (the owner's, from :meth:`start_unsized`, as :meth:`get` read it) its real size,
+        at most what it reserved, keeping its chunk size; its reservation shrinks to that size."""
         refuse_unless_accepting(session)
         check_file_size(file_size, self._settings)
         if file_size > session.file_size:
             raise TooLarge(f"the upload may be at most {session.file_size} bytes (what it reserved)")
-        fixed = await self._uploads.set_size(upload_id, file_size, math.ceil(file_size / session.chunk_size))
+        fixed = await self._uploads.set_size(session.id, file_size, math.ceil(file_size / session.chunk_size))
         if fixed is None:
-            refuse_unless_accepting(await self.get(owner, upload_id))
+            refuse_unless_accepting(await self.get(owner, session.id))
             raise Conflict("the upload's size could not be fixed")
-        log.info("upload size fixed", upload_id=upload_id, size=file_size, chunks=fixed.total_chunks)
+        log.info("upload size fixed", upload_id=session.id, size=file_size, chunks=fixed.total_chunks)
         return fixed
 
     async def get(self, owner: User, upload_id: str) -> UploadSession:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from lfusys.auth.records import User
 from lfusys.chunks.service import ChunkIngress
 from lfusys.clock import Clock
 from lfusys.errors import BodyInterrupted, Conflict, Forbidden, InvalidInput, NotFound, TooLarge
-from lfusys.sessions.finalizer import Finalizer
+from lfusys.sessions.finalizer import Finalizer, sha256_hex
 from lfusys.sessions.records import UploadSession, UploadStatus
 from lfusys.sessions.schemas import CreateUpload
 from lfusys.sessions.service import UploadSessions, refuse_unless_accepting
@@ -224,7 +223,7 @@ class TusUploads:
             return upload, session, False
         if length < upload.offset:
             raise InvalidInput(f"Upload-Length: {length} is less than the {upload.offset} bytes already uploaded")
-        session = await self._sessions.fix_size(owner, upload.id, length)
+        session = await self._sessions.fix_size(owner, session, length)
         if not await self._store.set_length(upload.id, length):
             raise Conflict("Upload-Length: the upload was given another length meanwhile")
         if session.recorded_chunks == session.total_chunks:
@@ -398,7 +397,7 @@ class _Patch:
             self._owner,
             self._session.id,
             n,
-            sha256=await asyncio.to_thread(_sha256_hex, data),
+            sha256=await asyncio.to_thread(sha256_hex, data),
             content_length=len(data),
             body=_once(data),
             digest_known=True,
@@ -440,10 +439,6 @@ class _Patch:
             await self._blobs.delete_chunk(self._upload.id, n)
         self._unverified.clear()
         self._stored.clear()
-
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
